@@ -1,0 +1,276 @@
+"""The training engine: one autoencoder, one config, a record per epoch.
+
+`Trainer(config).run()` is a plain iterator of `EpochRecord`s; nothing here knows about Ray.
+Full-batch gradient descent (the synthetic experiment) counts `gd_steps_per_epoch` steps as
+one "epoch"; minibatch Adam (images) walks a seeded permutation of the training set.
+
+Two-stage training (Sec. 3.2): while `stage == 1` the N-layer sub-network trains; once W_e's
+rank has been unchanged for `patience` consecutive epochs (or at `force_switch_epoch`), the
+sub-network is replaced by an explicit d -> k -> d bottleneck with k = that rank, set from
+W_e's truncated SVD so the function barely moves (only singular values below the rank
+threshold are dropped). The encoder and decoder keep their Adam state; the new bottleneck
+starts with fresh Adam moments (its parameters are new tensors of a different shape).
+
+Hot path: the whole dataset sits on the device; the epoch loss is accumulated on the device
+and read once per epoch; SVDs run once per epoch, outside the step loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .bottleneck import ExplicitBottleneck, LinearSubnetwork, depth_scaled_lr
+from .config import RunConfig
+from .data import ImageSet, load_images, synthetic_low_rank
+from .models import Autoencoder, build_autoencoder
+from .rank import centred_code_singular_values
+from .records import EpochRecord, StageSwitch, is_diverged
+
+EVAL_BATCH = 2048  # codes are computed in chunks of this many inputs
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Inputs for one run. For synthetic data train == test and there are no labels."""
+
+    train: ImageSet
+    test: ImageSet
+    n_eval: int
+
+    @property
+    def eval_inputs(self) -> torch.Tensor:
+        return self.test.images[: self.n_eval]
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> RunData:
+        return RunData(self.train.to(device, dtype), self.test.to(device, dtype), self.n_eval)
+
+
+def load_run_data(config: RunConfig) -> RunData:
+    """The training inputs and the evaluation set the config asks for (on the CPU)."""
+    if config.dataset == "synthetic":
+        x = synthetic_low_rank(
+            config.synth_samples,
+            config.synth_dim,
+            config.synth_rank,
+            config.synth_noise,
+            seed=config.data_seed,
+        )
+        data = ImageSet(x, torch.zeros(len(x), dtype=torch.long))
+        return RunData(data, data, min(config.n_eval, len(x)))
+    train = load_images(config.dataset, "train", config.data_root, limit=config.n_train)
+    test = load_images(config.dataset, "test", config.data_root)
+    return RunData(train, test, min(config.n_eval, len(test)))
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Trainer:
+    """Trains one autoencoder; `run()` yields a record per epoch until the budget or divergence."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        device: torch.device | str | None = None,
+        data: RunData | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.device = pick_device(str(device) if device is not None else None)
+        self.dtype = getattr(torch, config.dtype)
+        self.data = (data or load_run_data(config)).to(self.device, self.dtype)
+        input_dim = self.data.train.images.shape[-1]
+        self.model: Autoencoder = build_autoencoder(config, input_dim=input_dim).to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.order = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0
+        self.step = 0
+        self.stage = 1
+        self.elapsed_s = 0.0
+        self.first_loss: float | None = None
+        self.diverged = False
+        self.stable_epochs = 0
+        self.last_we_rank: int | None = None
+        self.switch: StageSwitch | None = None
+        self.spectra: list[dict] = []  # per-epoch raw spectra, for the spectrum artifact
+
+    # ----------------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg = self.config
+        bottleneck = self.model.bottleneck
+        sub_lr = cfg.lr
+        if isinstance(bottleneck, LinearSubnetwork) and cfg.lr_scaled_by_depth:
+            sub_lr = depth_scaled_lr(cfg.lr, bottleneck.depth)
+        outer = [*self.model.encoder.parameters(), *self.model.decoder.parameters()]
+        groups = [{"params": outer, "lr": cfg.lr}]
+        inner = list(bottleneck.parameters())
+        if inner:
+            groups.append({"params": inner, "lr": sub_lr})
+        if cfg.optimizer == "gd":
+            return torch.optim.SGD(groups, lr=cfg.lr)
+        return torch.optim.Adam(groups, lr=cfg.lr)
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.model(x), x)
+
+    def _train_epoch(self) -> tuple[torch.Tensor, int]:
+        """One epoch of optimiser steps; returns the mean loss (on device) and the step count."""
+        model, opt, x_all = self.model, self.optimizer, self.data.train.images
+        model.train()
+        total = torch.zeros((), device=self.device, dtype=self.dtype)
+        if self.config.optimizer == "gd":
+            steps = self.config.gd_steps_per_epoch
+            for _ in range(steps):
+                loss = self.loss(x_all)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach()
+            return total / steps, steps
+        n, batch = len(x_all), self.config.batch_size
+        order = torch.randperm(n, generator=self.order).to(self.device)
+        steps = 0
+        for start in range(0, n, batch):
+            x = x_all[order[start : start + batch]]
+            loss = self.loss(x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(x)
+            steps += 1
+        return total / n, steps
+
+    @torch.no_grad()
+    def codes(self, inputs: torch.Tensor, before_bottleneck: bool = False) -> torch.Tensor:
+        """Latent codes z_N (or z, before the bottleneck) of `inputs`, in chunks."""
+        self.model.eval()
+        fn = self.model.encode if before_bottleneck else self.model.codes
+        return torch.cat([fn(chunk) for chunk in inputs.split(EVAL_BATCH)])
+
+    @torch.no_grad()
+    def eval_loss(self) -> float:
+        self.model.eval()
+        x = self.data.eval_inputs
+        total = sum(F.mse_loss(self.model(c), c, reduction="sum") for c in x.split(EVAL_BATCH))
+        return float(total) / x.numel()
+
+    @torch.no_grad()
+    def spectra_now(self) -> tuple[list[float] | None, list[float]]:
+        """Raw singular values of W_e (None for vanilla) and of the centred eval codes."""
+        effective = self.model.effective_matrix()
+        we = None if effective is None else torch.linalg.svdvals(effective).tolist()
+        latent = centred_code_singular_values(self.codes(self.data.eval_inputs)).tolist()
+        return we, latent
+
+    def current_k(self) -> int | None:
+        bottleneck = self.model.bottleneck
+        return bottleneck.k if isinstance(bottleneck, ExplicitBottleneck) else None
+
+    # ----------------------------------------------------------------------------------
+    def run(self) -> Iterator[EpochRecord]:
+        """Train from the current epoch to the budget; stop early (after a record) on divergence."""
+        while self.epoch < self.config.epochs and not self.diverged:
+            yield self.train_one_epoch()
+
+    def train_one_epoch(self) -> EpochRecord:
+        cfg = self.config
+        start = time.perf_counter()
+        mean_loss, steps = self._train_epoch()
+        loss = float(mean_loss)  # the one host sync of the epoch
+        train_time = time.perf_counter() - start
+        self.epoch += 1
+        self.step += steps
+        if self.first_loss is None:
+            self.first_loss = loss
+        self.diverged = is_diverged(loss, self.first_loss, cfg.divergence_factor)
+        we_sv, latent_sv = (None, None) if self.diverged else self.spectra_now()
+        stage, switch = self.stage, None
+        record = EpochRecord(
+            epoch=self.epoch,
+            step=self.step,
+            stage=stage,
+            loss=loss,
+            diverged=self.diverged,
+            elapsed_s=0.0,
+            steps_per_s=steps / train_time if train_time > 0 else float("nan"),
+            rank_threshold=cfg.rank_threshold,
+            k=self.current_k(),
+            we_singular_values=we_sv,
+            latent_singular_values=latent_sv,
+        )
+        if cfg.two_stage and self.stage == 1 and not self.diverged:
+            switch = self._maybe_switch(record.we_rank)
+        self.elapsed_s += time.perf_counter() - start
+        self.spectra.append({"epoch": self.epoch, "stage": stage, "we": we_sv, "latent": latent_sv})
+        return EpochRecord(**{**record.__dict__, "elapsed_s": self.elapsed_s, "switch": switch})
+
+    def _maybe_switch(self, we_rank: int) -> StageSwitch | None:
+        cfg = self.config
+        self.stable_epochs = self.stable_epochs + 1 if we_rank == self.last_we_rank else 0
+        self.last_we_rank = we_rank
+        settled = self.stable_epochs >= cfg.patience
+        forced = not settled and cfg.force_switch_epoch is not None
+        if not settled and not (forced and self.epoch >= cfg.force_switch_epoch):
+            return None
+        if self.epoch >= cfg.epochs:
+            return None  # no budget left for stage 2
+        return self.switch_to_explicit(max(we_rank, 1), forced=not settled)
+
+    def switch_to_explicit(self, k: int, forced: bool = False) -> StageSwitch:
+        """Replace the sub-network by d -> k -> d from W_e's truncated SVD (Sec. 3.2)."""
+        loss_before = self.eval_loss()
+        effective = self.model.effective_matrix()
+        old_optimizer = self.optimizer
+        self.model.bottleneck = ExplicitBottleneck.from_matrix(effective, k)
+        self.optimizer = self._make_optimizer()
+        for group in self.optimizer.param_groups[:1]:  # encoder + decoder keep their state
+            for p in group["params"]:
+                if p in old_optimizer.state:
+                    self.optimizer.state[p] = old_optimizer.state[p]
+        self.stage = 2
+        self.switch = StageSwitch(self.epoch, k, forced, loss_before, self.eval_loss())
+        return self.switch
+
+    # ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where training stopped."""
+        return {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "order": self.order.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "stage": self.stage,
+            "elapsed_s": self.elapsed_s,
+            "first_loss": self.first_loss,
+            "diverged": self.diverged,
+            "stable_epochs": self.stable_epochs,
+            "last_we_rank": self.last_we_rank,
+            "switch": None if self.switch is None else asdict(self.switch),
+            "spectra": self.spectra,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self.config.to_dict():
+            raise ValueError("checkpoint was written by a different config; refusing to load it")
+        if state["stage"] == 2:
+            k = state["switch"]["k"]
+            bottleneck = ExplicitBottleneck(self.config.latent_dim, k)
+            self.model.bottleneck = bottleneck.to(self.device, self.dtype)
+            self.optimizer = self._make_optimizer()
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.order.set_state(state["order"])
+        for name in ("epoch", "step", "stage", "elapsed_s", "first_loss", "diverged"):
+            setattr(self, name, state[name])
+        self.stable_epochs, self.last_we_rank = state["stable_epochs"], state["last_we_rank"]
+        self.switch = StageSwitch(**state["switch"]) if state["switch"] else None
+        self.spectra = list(state["spectra"])

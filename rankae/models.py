@@ -1,0 +1,112 @@
+"""Encoders, decoders and the autoencoder that holds a bottleneck between them.
+
+Architectures by name:
+- `linear`: the synthetic experiment (App. B): one bias-free d x D encoder matrix and one
+  D x d decoder matrix, Gaussian init with std 0.1.
+- `mnist_conv`: the IRMAE MNIST model (reference/irmae-reference-setup.md): four stride-2
+  convs to 256x2x2, Linear(1024, d); decoder Linear(d, 8192) -> 128x8x8, two stride-2
+  transposed convs, a 1x1 transposed conv and Tanh. No batch norm; biases everywhere.
+- `cifar_conv`: the same model with 3 input and 3 output channels. The paper says only
+  "changes to accommodate RGB image channels"; this is the most literal reading (the
+  IRMAE repository has no CIFAR-10 model).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .bottleneck import ExplicitBottleneck, LinearSubnetwork
+from .config import RunConfig
+
+LINEAR_INIT_STD = 0.1  # App. B
+
+
+def linear_encoder_decoder(input_dim: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    encoder = nn.Linear(input_dim, latent_dim, bias=False)
+    decoder = nn.Linear(latent_dim, input_dim, bias=False)
+    for layer in (encoder, decoder):
+        nn.init.normal_(layer.weight, std=LINEAR_INIT_STD)
+    return encoder, decoder
+
+
+def conv_encoder_decoder(channels: int, latent_dim: int) -> tuple[nn.Module, nn.Module]:
+    encoder = nn.Sequential(
+        nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),  # 16x16
+        nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),  # 8x8
+        nn.Conv2d(64, 128, 4, 2, 1), nn.ReLU(),  # 4x4
+        nn.Conv2d(128, 256, 4, 2, 1), nn.ReLU(),  # 2x2
+        nn.Flatten(),
+        nn.Linear(1024, latent_dim),
+    )  # fmt: skip
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 128 * 8 * 8),
+        nn.Unflatten(1, (128, 8, 8)), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),  # 16x16
+        nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # 32x32
+        nn.ConvTranspose2d(32, channels, 1, 1, 0),
+        nn.Tanh(),
+    )  # fmt: skip
+    return encoder, decoder
+
+
+class Autoencoder(nn.Module):
+    """x -> z = enc(x) -> z_N = bottleneck(z) -> x' = dec(z_N)  (Sec. 2)."""
+
+    def __init__(self, encoder: nn.Module, bottleneck: nn.Module, decoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.bottleneck, self.decoder = encoder, bottleneck, decoder
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z: the encoder's output, before the bottleneck."""
+        return self.encoder(x)
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """z_N: the latent codes the decoder sees."""
+        return self.bottleneck(self.encoder(x))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.decoder(codes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.bottleneck(self.encoder(x)))
+
+    def effective_matrix(self) -> torch.Tensor | None:
+        """W_e of the bottleneck, or None for the vanilla autoencoder."""
+        method = getattr(self.bottleneck, "effective_matrix", None)
+        return method() if method else None
+
+
+def build_bottleneck(config: RunConfig, generator: torch.Generator | None = None) -> nn.Module:
+    if config.bottleneck == "vanilla":
+        return nn.Identity()
+    if config.bottleneck == "explicit":
+        return ExplicitBottleneck(config.latent_dim, config.k)
+    return LinearSubnetwork(
+        config.latent_dim,
+        config.depth,
+        init=config.init,
+        alpha=config.alpha,
+        init_scale=config.init_scale,
+        generator=generator,
+    )
+
+
+def build_autoencoder(config: RunConfig, input_dim: int | None = None) -> Autoencoder:
+    """Build the model for `config`, seeded by `config.seed`, in `config.dtype`, on the CPU.
+
+    Everything is initialised under a forked RNG seeded with `config.seed`, so the same
+    config always gives the same weights and the caller's RNG is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if config.architecture == "linear":
+            encoder, decoder = linear_encoder_decoder(
+                input_dim or config.synth_dim, config.latent_dim
+            )
+        else:
+            channels = 3 if config.architecture == "cifar_conv" else 1
+            encoder, decoder = conv_encoder_decoder(channels, config.latent_dim)
+        bottleneck = build_bottleneck(config, torch.Generator().manual_seed(config.seed + 1))
+        model = Autoencoder(encoder, bottleneck, decoder)
+    return model.to(getattr(torch, config.dtype))

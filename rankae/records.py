@@ -1,0 +1,126 @@
+"""The trial record schema: what one run reports, defined once.
+
+The training engine yields `EpochRecord`s; the Ray trainable reports `record.metrics()`;
+the MLflow callback logs those names; the analysis reads them back. Downstream results
+(`DOWNSTREAM_METRICS`) are added to the final record of a run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .rank import normalize_spectrum, rank_from_spectrum
+
+TOP_SINGULAR_VALUES = 10  # raw singular values reported per epoch (Fig. 5)
+
+EPOCH_METRICS = (
+    "epoch",
+    "step",
+    "stage",
+    "loss",
+    "diverged",
+    "elapsed_s",
+    "steps_per_s",
+    "we_rank",
+    "latent_rank",
+    "k",
+    *(f"we_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
+    *(f"latent_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
+)
+SWITCH_METRICS = (
+    "switch_epoch",
+    "switch_k",
+    "switch_forced",
+    "switch_loss_before",
+    "switch_loss_after",
+)
+DOWNSTREAM_METRICS = ("acc_best", "acc_selected", "fid", "fid_samples")
+
+
+def is_diverged(loss: float, first_loss: float | None, factor: float) -> bool:
+    """Divergence: a non-finite loss, or a loss above `factor` times the first epoch's."""
+    if not math.isfinite(loss):
+        return True
+    return first_loss is not None and loss > factor * first_loss
+
+
+@dataclass(frozen=True)
+class StageSwitch:
+    """Where two-stage training replaced the N-layer sub-network (Sec. 3.2)."""
+
+    epoch: int
+    k: int
+    forced: bool  # True: W_e's rank never settled; switched at force_switch_epoch
+    loss_before: float  # evaluation-set loss just before and just after the swap
+    loss_after: float
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "switch_epoch": self.epoch,
+            "switch_k": self.k,
+            "switch_forced": float(self.forced),
+            "switch_loss_before": self.loss_before,
+            "switch_loss_after": self.loss_after,
+        }
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch (or one block of full-batch GD steps) of one run."""
+
+    epoch: int
+    step: int
+    stage: int
+    loss: float
+    diverged: bool
+    elapsed_s: float
+    steps_per_s: float
+    rank_threshold: float
+    k: int | None = None  # shared dimension of an explicit bottleneck, if any
+    we_singular_values: list[float] | None = None  # raw, descending; None for vanilla
+    latent_singular_values: list[float] | None = None  # raw, of the centred eval codes
+    switch: StageSwitch | None = None  # set on the epoch the switch happened
+    downstream: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def we_rank(self) -> int | None:
+        return self._rank(self.we_singular_values)
+
+    @property
+    def latent_rank(self) -> int | None:
+        return self._rank(self.latent_singular_values)
+
+    def _rank(self, values: list[float] | None) -> int | None:
+        if values is None:
+            return None
+        return rank_from_spectrum(normalize_spectrum(torch.tensor(values)), self.rank_threshold)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numeric metrics (the names in EPOCH_METRICS and friends); None is left out."""
+        out: dict[str, float] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "stage": self.stage,
+            "loss": self.loss,
+            "diverged": float(self.diverged),
+            "elapsed_s": self.elapsed_s,
+            "steps_per_s": self.steps_per_s,
+        }
+        for name, value in (("we_rank", self.we_rank), ("latent_rank", self.latent_rank)):
+            if value is not None:
+                out[name] = value
+        if self.k is not None:
+            out["k"] = self.k
+        for prefix, values in (
+            ("we", self.we_singular_values),
+            ("latent", self.latent_singular_values),
+        ):
+            for i, v in enumerate((values or [])[:TOP_SINGULAR_VALUES], start=1):
+                out[f"{prefix}_sv_{i}"] = v
+        if self.switch is not None:
+            out.update(self.switch.metrics())
+        out.update(self.downstream)
+        return out

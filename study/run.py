@@ -1,0 +1,369 @@
+"""Run a named study on Ray Tune, tracked in MLflow.
+
+    python -m study.run --list
+    python -m study.run linear_depth_sweep [--smoke] [--seeds 0,1,2] [--set key=value ...]
+    python -m study.run mnist_alpha_sweep --dry-run
+    python -m study.run mnist_alpha_sweep --resume          # continue the latest invocation
+
+Every invocation gets its own Ray experiment folder `<storage>/<study>-<UTC time>` and its
+own MLflow parent run, so two invocations never overwrite each other. Misuse is reported
+in one line with exit code 2 before Ray starts or anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rankae.config import ConfigError
+from search_spaces import AlphaEscalation, Grid, OptunaSpace
+
+from .cost import estimate
+from .spec import StudySpec, parse_override
+from .studies import load, names
+from .table import escalation_summary, summary_table, trial_rows
+
+STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
+PROGRESS_METRICS = ["epoch", "loss", "we_rank", "latent_rank", "stage", "diverged"]
+
+
+class UsageError(Exception):
+    """CLI misuse: reported in one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
+    p.add_argument("name", nargs="?", help="a study name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the named studies and exit")
+    p.add_argument("--smoke", action="store_true", help="the small preset (CPU, minutes)")
+    p.add_argument("--seeds", help="comma-separated seeds, or a count n for 0..n-1")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a run-config value in every trial (repeatable)")  # fmt: skip
+    p.add_argument("--cpus-per-trial", type=float)
+    p.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on one GPU")
+    p.add_argument("--max-concurrent", type=int, default=0, help="0: as resources allow")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
+    p.add_argument("--storage", help="Ray results location (absolute path or URI)")
+    p.add_argument("--mlflow-uri", help="tracking URI (default: sqlite:///./mlflow.db)")
+    p.add_argument("--experiment", help="MLflow experiment name (default: the study name)")
+    p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+                   help="continue the latest (or the named) invocation of this study")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="print the plan and its cost, then exit")
+    return p
+
+
+# -- resolving the CLI into a validated study -------------------------------------------
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        if "," not in text and int(text) >= 1:
+            return tuple(range(int(text)))
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UsageError(
+            f"--seeds {text!r} is invalid: give a count n or integers like 0,1,2"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise UsageError(f"--seeds {text!r} is invalid: seeds must be integers >= 0")
+    return seeds
+
+
+def resolve_spec(options: dict[str, Any]) -> StudySpec:
+    """Study module preset -> CLI changes -> validated spec (every trial config built once)."""
+    spec: StudySpec = load(options["name"]).get_config(smoke=options["smoke"])
+    if options.get("seeds"):
+        spec = replace(spec, seeds=parse_seeds(options["seeds"]))
+    overrides = dict(parse_override(item) for item in options.get("set", []))
+    spec = spec.with_overrides(overrides)
+    gpus = options.get("gpus_per_trial")
+    cpus = options.get("cpus_per_trial")
+    if cpus is not None:
+        if not cpus > 0:
+            raise UsageError(f"--cpus-per-trial {cpus:g} is invalid: must be > 0")
+        spec = replace(spec, cpus_per_trial=cpus)
+    if gpus is not None:
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise UsageError(
+                f"--gpus-per-trial {gpus:g} is invalid: use a fraction in [0, 1] or a whole number"
+            )
+        spec = replace(spec, gpus_per_trial=gpus)
+    return spec.validate()
+
+
+def check_gpus(gpus_per_trial: float, available: float) -> None:
+    if gpus_per_trial > available:
+        raise UsageError(
+            f"--gpus-per-trial {gpus_per_trial:g} exceeds the {available:g} GPU(s) available"
+        )
+
+
+def check_storage(storage: str) -> str:
+    """Absolute path whose nearest existing folder is writable, or a URI (taken as given).
+
+    Nothing is created here: a rejected invocation leaves no trace.
+    """
+    if "://" in storage:
+        return storage
+    path = Path(storage).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--storage {storage!r} is not writable ({existing} is read-only)")
+    if existing.is_relative_to("/proc") or existing.is_relative_to("/sys"):
+        raise UsageError(f"--storage {storage!r} is not writable ({existing} is a kernel folder)")
+    return str(path)
+
+
+# -- printing ---------------------------------------------------------------------------
+def list_studies() -> None:
+    for name in names():
+        module = load(name)
+        spec = module.get_config(smoke=False)
+        summary = (module.__doc__ or "").strip().split("\n")[0]
+        print(f"{name:22s} {spec.figure:32s} CPU {spec.expected_cpu} | GPU {spec.expected_gpu}")
+        print(f"{'':22s} {summary}")
+
+
+def describe_plan(spec: StudySpec) -> str:
+    lines = [f"study {spec.name} ({spec.figure}); seeds {list(spec.seeds)}"]
+    base = spec.base
+    lines.append(
+        f"base: dataset={base.dataset} n_train={base.n_train or 'all'} epochs={base.epochs} "
+        f"optimizer={base.optimizer} lr={base.lr:g} dtype={base.dtype} two_stage={base.two_stage} "
+        f"downstream={base.downstream}"
+    )
+    if spec.overrides:
+        lines.append(f"--set overrides: {spec.overrides}")
+    plan = spec.plan
+    if isinstance(plan, Grid):
+        lines.append(f"grid: {len(plan.variants)} configs x {len(spec.seeds)} seeds")
+        lines += [f"  {variant}" for variant in plan.variants]
+    elif isinstance(plan, AlphaEscalation):
+        ladder = ", ".join(f"{a:g}" for a in plan.ladder())
+        lines.append(
+            f"alpha escalation per N in {list(plan.depths)}: alpha = {ladder} "
+            f"(all {len(spec.seeds)} seeds per rung; stop at the first divergence)"
+        )
+    elif isinstance(plan, OptunaSpace):
+        lines.append(
+            f"optuna: {plan.num_samples} trials over {plan.bottlenecks} "
+            f"{plan.conditional}, {plan.mode} {plan.metric}"
+        )
+    cost = estimate(spec)
+    gpu = "n/a (CPU is as fast)" if cost.gpu_hours is None else f"{cost.gpu_hours:.2f} GPU-h"
+    lines.append(
+        f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} trials, "
+        f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h, {gpu}"
+    )
+    return "\n".join(lines)
+
+
+# -- running ----------------------------------------------------------------------------
+def start_ray(address: str | None, cpus_per_trial: float) -> None:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if ray.is_initialized():  # a caller (a notebook, the tests) already started Ray
+        return
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        return
+    ray.init(
+        num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_per_trial)),
+        include_dashboard=False,
+        object_store_memory=200 * 1024**2,
+        log_to_driver=False,
+        logging_level="ERROR",
+        _temp_dir=f"/tmp/rs-ray-{os.getuid()}",
+    )
+
+
+def make_searcher(spec: StudySpec):
+    from ray.tune.search.optuna import OptunaSearch
+
+    from .searchers import AlphaEscalationSearcher, PlanSearcher
+
+    plan = spec.plan
+    if isinstance(plan, Grid):
+        return PlanSearcher(spec.grid_configs()), -1
+    if isinstance(plan, AlphaEscalation):
+        return AlphaEscalationSearcher(spec), -1
+    space = functools.partial(_optuna_space, spec)
+    return OptunaSearch(space=space, metric=plan.metric, mode=plan.mode, seed=spec.seeds[0]), (
+        plan.num_samples
+    )
+
+
+def _optuna_space(spec: StudySpec, trial: Any) -> dict[str, Any]:
+    assert isinstance(spec.plan, OptunaSpace)
+    return spec.trial_config(spec.plan.define_by_run(trial), spec.seeds[0])
+
+
+def save_invocation(run_name: str, record: dict[str, Any]) -> Path:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    path = STATE_DIR / f"{run_name}.json"
+    path.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def find_invocation(study: str, which: str) -> dict[str, Any]:
+    candidates = sorted(STATE_DIR.glob(f"{study}-*.json")) if STATE_DIR.is_dir() else []
+    if which != "latest":
+        candidates = [c for c in candidates if c.stem == which]
+    if not candidates:
+        raise UsageError(
+            f"--resume {which}: no earlier invocation of {study!r} in {STATE_DIR.absolute()}"
+        )
+    return json.loads(candidates[-1].read_text())
+
+
+def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, Any] | None) -> int:
+    from ray import tune
+
+    from trainables import train_autoencoder
+
+    from .stopper import DivergenceStopper
+    from .tracking import MlflowTracker
+
+    if invocation is None:
+        run_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        invocation = {"run_name": run_name, "options": options, "parent_run_id": None}
+    run_name = invocation["run_name"]
+    storage = options["storage"]
+    tracker = MlflowTracker(
+        options["mlflow_uri"],
+        options.get("experiment") or spec.name,
+        spec.name,
+        run_name,
+        parent_run_id=invocation["parent_run_id"],
+        study_params={"study": spec.name, "smoke": options["smoke"], "seeds": spec.seeds,
+                      "plan": describe_plan(spec).split("\n")[2], **spec.overrides},
+    )  # fmt: skip
+    invocation["parent_run_id"] = tracker.parent_run_id
+    save_invocation(run_name, invocation)
+
+    trainable = tune.with_resources(
+        train_autoencoder, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
+    )
+    experiment_path = f"{storage.rstrip('/')}/{run_name}"
+    status = "FAILED"
+    try:
+        if options.get("resume") and tune.Tuner.can_restore(experiment_path):
+            tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
+        else:
+            searcher, num_samples = make_searcher(spec)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    num_samples=num_samples,
+                    max_concurrent_trials=options.get("max_concurrent") or None,
+                    reuse_actors=True,
+                    trial_dirname_creator=lambda trial: trial.trial_id,
+                ),
+                run_config=tune.RunConfig(
+                    name=run_name,
+                    storage_path=storage,
+                    stop=DivergenceStopper(spec.base.divergence_factor),
+                    callbacks=[tracker],
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
+                    progress_reporter=tune.CLIReporter(
+                        metric_columns=PROGRESS_METRICS,
+                        parameter_columns=["bottleneck", "init", "depth", "alpha", "k", "seed"],
+                        max_report_frequency=30,
+                    ),
+                    verbose=1,
+                ),
+            )
+        results = tuner.fit()
+        status = "FINISHED"
+    finally:
+        tracker.close(status)
+    trials = [
+        (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
+    ]
+    return report(spec, trials, tracker)
+
+
+def report(spec: StudySpec, trials: list, tracker: Any) -> int:
+    rows = trial_rows(trials)
+    table = summary_table(rows)
+    text = table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string()
+    print(f"\n== {spec.name}: {len(rows)} trials ==")
+    print(table.to_string(index=False))
+    summary: dict[str, float] = {"trials": len(rows), "diverged": int(rows["diverged"].sum())}
+    if isinstance(spec.plan, AlphaEscalation):
+        ladder = escalation_summary(rows)
+        print("\nalpha escalation:")
+        print(ladder.to_string(index=False))
+        text += "\n\n" + ladder.to_string(index=False)
+        for row in ladder.itertuples():
+            if row.largest_stable_alpha is not None:
+                summary[f"largest_stable_alpha_N{row.depth}"] = row.largest_stable_alpha
+            if row.divergence_alpha is not None:
+                summary[f"divergence_alpha_N{row.depth}"] = row.divergence_alpha
+    tracker.log_study_summary(summary, text)
+    failed = rows[rows["errored"]]
+    if len(failed):
+        print(f"\n{len(failed)} trial(s) failed: " + ", ".join(
+            f"{r.method} N={r.depth} alpha={r.alpha} k={r.k} seed={r.seed}" for r in failed.itertuples()
+        ), file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        list_studies()
+        return 0
+    if not args.name:
+        parser.error("a study NAME is required (see --list)")
+    try:
+        options = vars(args).copy()
+        invocation = None
+        if args.resume:
+            load(args.name)
+            invocation = find_invocation(args.name, args.resume)
+            options = {**invocation["options"], "resume": args.resume}
+        spec = resolve_spec(options)
+        if args.dry_run:
+            print(describe_plan(spec))
+            return 0
+        from .tracking import check_tracking_uri, default_tracking_uri
+
+        options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
+        check_tracking_uri(options["mlflow_uri"])
+        if not options.get("address"):
+            import torch
+
+            check_gpus(spec.gpus_per_trial, torch.cuda.device_count())
+        options["storage"] = check_storage(options.get("storage") or "ray_results")
+    except (UsageError, ConfigError, ValueError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    start_ray(options.get("address"), spec.cpus_per_trial)
+    if options.get("address"):
+        import ray
+
+        try:
+            check_gpus(spec.gpus_per_trial, ray.cluster_resources().get("GPU", 0))
+        except UsageError as err:
+            print(f"{parser.prog}: error: {err}", file=sys.stderr)
+            return 2
+    return run_study(spec, options, invocation)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

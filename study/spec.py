@@ -1,0 +1,99 @@
+"""What a named study is: a base run config, a plan of trials, seeds and resources.
+
+Study modules in `study/studies/` return a `StudySpec` from `get_config(smoke)`. Config
+values flow one way: CLI -> StudySpec -> plan -> trial config -> `rankae` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, get_type_hints
+
+from rankae.config import ConfigError, RunConfig
+
+CHECKPOINT_EVERY_KEY = "checkpoint_every"  # carried in each trial config, read by the trainable
+from search_spaces import AlphaEscalation, Grid, OptunaSpace, Plan, Variant
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    figure: str  # which figure of the paper it reproduces
+    base: RunConfig
+    plan: Plan
+    seeds: tuple[int, ...] = (0,)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    checkpoint_every: int = 1  # epochs between checkpoints (1: resume loses nothing)
+    expected_cpu: str = "?"  # wall time of the full preset / smoke preset, as measured
+    expected_gpu: str = "?"
+    overrides: dict[str, Any] = field(default_factory=dict)  # the user's --set values
+
+    def with_overrides(self, overrides: dict[str, Any]) -> StudySpec:
+        return replace(self, overrides={**self.overrides, **overrides})
+
+    def run_config(self, variant: Variant, seed: int) -> RunConfig:
+        """base | variant | seed | --set overrides, validated."""
+        values = {**self.base.to_dict(), **variant, "seed": seed, **self.overrides}
+        return RunConfig.from_dict(values)
+
+    def trial_config(self, variant: Variant, seed: int) -> dict[str, Any]:
+        """What a Ray trial receives: the run config plus the study's checkpoint cadence."""
+        config = self.run_config(variant, seed).to_dict()
+        return {**config, CHECKPOINT_EVERY_KEY: self.checkpoint_every}
+
+    def grid_configs(self) -> list[dict[str, Any]]:
+        """Every trial of a grid plan, seed-major so each config's seeds start together."""
+        return [self.trial_config(v, s) for v in self.plan.variants for s in self.seeds]
+
+    def validate(self) -> StudySpec:
+        """Build every config the plan could produce once, so bad values fail before Ray starts."""
+        if isinstance(self.plan, Grid):
+            self.grid_configs()
+        elif isinstance(self.plan, AlphaEscalation):
+            for depth in self.plan.depths:
+                for alpha in self.plan.ladder():
+                    self.run_config(self.plan.rung(depth, alpha), self.seeds[0])
+        elif isinstance(self.plan, OptunaSpace):
+            for choice in self.plan.bottlenecks:
+                probe = {**self.plan.fixed, "bottleneck": choice}
+                for key, (low, _high) in self.plan.conditional.get(choice, {}).items():
+                    probe[key] = low
+                self.run_config(probe, self.seeds[0])
+        for seed in self.seeds:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ConfigError(f"seed={seed!r} is invalid: seeds must be integers >= 0")
+        return self
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` -> (key, typed value) using RunConfig's annotations; one-line errors."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} is not key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    hints = get_type_hints(RunConfig)
+    names = [f.name for f in fields(RunConfig)]
+    if key not in hints:
+        raise ConfigError(f"--set key {key!r} is not a config value; allowed: {', '.join(names)}")
+    return key, _coerce(key, raw, hints[key])
+
+
+def _coerce(key: str, raw: str, hint: Any) -> Any:
+    text = str(hint)
+    if raw.lower() in ("none", "null") and "None" in text:
+        return None
+    try:
+        if "bool" in text:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if "int" in text:
+            return int(raw)
+        if "float" in text:
+            return float(raw)
+    except ValueError:
+        kind = "bool" if "bool" in text else "int" if "int" in text else "float"
+        raise ConfigError(f"--set {key}={raw!r} is invalid: {key} takes a {kind}") from None
+    return raw

@@ -1,0 +1,27 @@
+"""App. D, Fig. 6: CIFAR-10, vanilla and standard init over depth N, judged downstream.
+
+With PyTorch's default ("standard") init the rank the sub-network finds depends on N,
+and the best N differs between classification and FID: the problem the paper fixes.
+
+    python -m study.run cifar10_depth_sweep                              # GPU(s): 10 seeds x 6 configs
+    python -m study.run cifar10_depth_sweep --smoke                      # CPU: a few minutes (CIFAR-10 is downloaded by torchvision on first use)
+"""
+
+from search_spaces import Grid, depth_sweep, vanilla
+from study.spec import StudySpec
+
+from ._presets import MNIST_SEEDS, images
+
+DEPTHS = (2, 4, 8, 16, 32)
+
+
+def get_config(smoke: bool = False) -> StudySpec:
+    return StudySpec(
+        name="cifar10_depth_sweep",
+        figure="App. D, Fig. 6",
+        base=images("cifar10", smoke),
+        plan=Grid(vanilla() + depth_sweep("standard", (2, 8) if smoke else DEPTHS)),
+        seeds=(0,) if smoke else MNIST_SEEDS,
+        expected_cpu="weeks (use a GPU); smoke ~3 min",
+        expected_gpu="~60 trials x ~40 min (fp64, naive step) on one H100",
+    )

@@ -1,0 +1,35 @@
+"""Fig. 3: MNIST, orthogonal init + alpha + lr / N, two-stage training, alpha escalated.
+
+For each N in {4, 8, 16, 32}: alpha = 100, 200, ... (all seeds per rung) until a run
+diverges (Sec. 3.2); each run trains the N-layer sub-network until W_e's rank is
+unchanged for 5 epochs, then continues with an explicit bottleneck of that rank.
+The paper finds behaviour alike for N > 8, improving with alpha up to ~100 and then
+flat until divergence.
+
+    python -m study.run mnist_alpha_sweep                 # GPU(s): 10 seeds per rung
+    python -m study.run mnist_alpha_sweep --smoke         # CPU: a few minutes (MNIST from the data root)
+"""
+
+from search_spaces import AlphaEscalation
+from study.spec import StudySpec
+
+from ._presets import MNIST_SEEDS, images
+
+DEPTHS = (4, 8, 16, 32)
+
+
+def get_config(smoke: bool = False) -> StudySpec:
+    return StudySpec(
+        name="mnist_alpha_sweep",
+        figure="Fig. 3",
+        base=images("mnist", smoke, two_stage=True, init="orthogonal", init_scale=1.0),
+        plan=AlphaEscalation(
+            depths=(4, 16) if smoke else DEPTHS,
+            start=100.0,
+            step=100.0,
+            max_alpha=200.0 if smoke else 1000.0,
+        ),
+        seeds=(0,) if smoke else MNIST_SEEDS,
+        expected_cpu="weeks (use a GPU); smoke ~4 min",
+        expected_gpu="up to 400 trials x ~40 min (fp64, naive step) on one H100",
+    )

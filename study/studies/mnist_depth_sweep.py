@@ -1,0 +1,27 @@
+"""Fig. 2: MNIST, vanilla and standard init over depth N, judged downstream.
+
+With PyTorch's default ("standard") init the rank the sub-network finds depends on N,
+and the best N differs between classification and FID: the problem the paper fixes.
+
+    python -m study.run mnist_depth_sweep                              # GPU(s): 10 seeds x 6 configs
+    python -m study.run mnist_depth_sweep --smoke                      # CPU: a few minutes (MNIST from the data root)
+"""
+
+from search_spaces import Grid, depth_sweep, vanilla
+from study.spec import StudySpec
+
+from ._presets import MNIST_SEEDS, images
+
+DEPTHS = (2, 4, 8, 16, 32)
+
+
+def get_config(smoke: bool = False) -> StudySpec:
+    return StudySpec(
+        name="mnist_depth_sweep",
+        figure="Fig. 2",
+        base=images("mnist", smoke),
+        plan=Grid(vanilla() + depth_sweep("standard", (2, 8) if smoke else DEPTHS)),
+        seeds=(0,) if smoke else MNIST_SEEDS,
+        expected_cpu="weeks (use a GPU); smoke ~3 min",
+        expected_gpu="~60 trials x ~40 min (fp64, naive step) on one H100",
+    )

@@ -1,0 +1,81 @@
+"""The results table printed at the end of a study: one row per configuration, over seeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+CONFIG_KEYS = ("method", "depth", "alpha", "k")
+SUMMARISED = ("latent_rank", "we_rank", "switch_k", "loss", "acc_best", "acc_selected", "fid")
+
+
+def trial_rows(trials: list[tuple[dict[str, Any], dict[str, Any] | None, bool]]) -> pd.DataFrame:
+    """(config, last result, errored) per trial -> one tidy row per trial."""
+    rows = []
+    for config, result, errored in trials:
+        result = result or {}
+        method = config["init"] if config["bottleneck"] == "linear_net" else config["bottleneck"]
+        row = {
+            "method": method,
+            "depth": config["depth"] if config["bottleneck"] == "linear_net" else None,
+            "alpha": config["alpha"] if config["bottleneck"] == "linear_net" else None,
+            "k": config["k"] if config["bottleneck"] == "explicit" else None,
+            "seed": config["seed"],
+            "diverged": bool(result.get("diverged", False)),
+            "errored": errored,
+            "epochs": result.get("epoch"),
+        }
+        row.update({key: result.get(key) for key in SUMMARISED})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_sd(values: pd.Series) -> str:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.4g}"
+    return f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: seeds, mean ± sd of ranks, loss and downstream metrics, divergences."""
+    keys = [k for k in CONFIG_KEYS if k in rows]
+    grouped = rows.fillna({k: "-" for k in keys}).groupby(keys, sort=False, dropna=False)
+    out = []
+    for values, group in grouped:
+        row = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
+        row["seeds"] = len(group)
+        row["diverged"] = int(group["diverged"].sum())
+        row["failed"] = int(group["errored"].sum())
+        healthy = group[~group["diverged"] & ~group["errored"]]
+        for metric in SUMMARISED:
+            if metric in group and group[metric].notna().any():
+                row[metric] = _mean_sd(healthy[metric])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per N: alphas tried, the first diverging alpha, and the largest stable alpha."""
+    out = []
+    for depth, group in rows.groupby("depth", sort=True):
+        by_alpha = (
+            group.groupby("alpha")["diverged"].any() | group.groupby("alpha")["errored"].any()
+        )
+        diverging = sorted(a for a, bad in by_alpha.items() if bad)
+        first_bad = diverging[0] if diverging else None
+        stable = [
+            a for a, bad in by_alpha.items() if not bad and (first_bad is None or a < first_bad)
+        ]
+        out.append(
+            {
+                "depth": int(depth),
+                "alphas_tried": ", ".join(f"{a:g}" for a in sorted(by_alpha.index)),
+                "divergence_alpha": first_bad,
+                "largest_stable_alpha": max(stable) if stable else None,
+            }
+        )
+    return pd.DataFrame(out)

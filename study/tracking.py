@@ -1,0 +1,237 @@
+"""MLflow tracking from the Ray driver: a parent run per study invocation, a run per trial.
+
+Runs are written with `MlflowClient` and explicit run ids (no fluent global state), from
+the driver only, so trials stopped early never leave a run RUNNING: `close()` ends every
+open run (KILLED on interrupt). On `--resume` the callback finds each trial's existing run
+by its `trial_id` tag and appends to it, skipping epochs it already holds, so histories
+have no gaps or repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
+from trainables.autoencoder import ARTIFACT_DIR
+
+LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS)
+TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        # keep artifacts beside the database, not wherever the process happens to run
+        location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def run_name(config: dict[str, Any]) -> str:
+    method = (
+        config.get("init") if config.get("bottleneck") == "linear_net" else config["bottleneck"]
+    )
+    parts = [method]
+    if config.get("bottleneck") == "linear_net":
+        parts += [f"N{config['depth']}", f"a{config['alpha']:g}"]
+    if config.get("bottleneck") == "explicit":
+        parts.append(f"k{config['k']}")
+    parts.append(f"s{config['seed']}")
+    return "-".join(parts)
+
+
+class MlflowTracker(tune.Callback):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        study: str,
+        invocation: str,
+        parent_run_id: str | None = None,
+        study_params: dict[str, Any] | None = None,
+    ) -> None:
+        self.client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.experiment_id = ensure_experiment(self.client, experiment, tracking_uri)
+        self.study, self.invocation = study, invocation
+        if parent_run_id is None:
+            parent = self.client.create_run(
+                self.experiment_id,
+                run_name=f"{study} ({invocation})",
+                tags={"study": study, "invocation": invocation, "role": "study"},
+            )
+            parent_run_id = parent.info.run_id
+            params = [Param(k, str(v)[:500]) for k, v in (study_params or {}).items()]
+            self.client.log_batch(parent_run_id, params=params)
+        else:
+            self.client.update_run(parent_run_id, status="RUNNING")
+        self.parent_run_id = parent_run_id
+        self.runs: dict[str, str] = {}  # trial_id -> run_id
+        self.last_epoch: dict[str, int] = {}  # run_id -> last epoch logged
+        self.finished_before: set[str] = set()
+
+    # -- runs --------------------------------------------------------------------------
+    def _run_for(self, trial: Any) -> str:
+        if trial.trial_id in self.runs:
+            return self.runs[trial.trial_id]
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.trial_id = '{trial.trial_id}' "
+            f"and tags.invocation = '{self.invocation}'",
+        ) or self._orphan_with_same_config(dict(trial.config))
+        if found:
+            run_id = found[0].info.run_id
+            self.client.set_tag(run_id, "trial_id", trial.trial_id)
+            if found[0].info.status == "FINISHED":
+                # finished before the driver died, but Ray's last snapshot missed it
+                self.finished_before.add(run_id)
+            else:
+                self.client.update_run(run_id, status="RUNNING")
+            history = self.client.get_metric_history(run_id, "epoch")
+            self.last_epoch[run_id] = int(max((m.value for m in history), default=0))
+        else:
+            config = dict(trial.config)
+            tags = {
+                "mlflow.parentRunId": self.parent_run_id,
+                "study": self.study,
+                "invocation": self.invocation,
+                "trial_id": trial.trial_id,
+                "role": "trial",
+                "diverged": "false",
+                **{k: str(config.get(k)) for k in TRIAL_TAGS if k in config},
+            }
+            if "method" not in config:
+                tags["method"] = run_name(config).split("-")[0]
+            run = self.client.create_run(self.experiment_id, run_name=run_name(config), tags=tags)
+            run_id = run.info.run_id
+            params = [Param(k, str(v)) for k, v in sorted(config.items())]
+            for start in range(0, len(params), 100):
+                self.client.log_batch(run_id, params=params[start : start + 100])
+            self.last_epoch[run_id] = 0
+        self.runs[trial.trial_id] = run_id
+        return run_id
+
+    def _orphan_with_same_config(self, config: dict[str, Any]) -> list:
+        """A run left RUNNING by a killed driver for a trial Ray's saved state never knew.
+
+        Ray restarts such a trial from scratch under a new id; training is deterministic, so
+        the new trial continues the old run (epochs already logged are skipped).
+        """
+        candidates = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.invocation = '{self.invocation}' and tags.role = 'trial' "
+            f"and attributes.status = 'RUNNING'",
+        )
+        live = set(self.runs.values())
+        params = {k: str(v) for k, v in config.items()}
+        return [r for r in candidates if r.info.run_id not in live and r.data.params == params]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self._run_for(trial)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info
+    ) -> None:
+        run_id = self._run_for(trial)
+        epoch = int(result.get("epoch", 0))
+        if epoch <= self.last_epoch.get(run_id, 0):
+            return  # already logged before a restart
+        self.last_epoch[run_id] = epoch
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), now, epoch)
+            for key, value in result.items()
+            if key in LOGGED_METRICS and isinstance(value, int | float)
+        ]
+        self.client.log_batch(run_id, metrics=metrics)
+        if result.get("diverged") or not math.isfinite(float(result.get("loss", 0.0))):
+            self.client.set_tag(run_id, "diverged", "true")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        run_id = self._run_for(trial)
+        self.runs.pop(trial.trial_id, None)
+        if run_id in self.finished_before:
+            return
+        self._log_artifacts(run_id, trial)
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        run_id = self._run_for(trial)
+        self.client.set_tag(run_id, "error", "true")
+        self.client.set_terminated(run_id, "FAILED")
+        self.runs.pop(trial.trial_id, None)
+
+    def _log_artifacts(self, run_id: str, trial: Any) -> None:
+        checkpoint = trial.checkpoint
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as folder:
+            artifacts = Path(folder) / ARTIFACT_DIR
+            if not artifacts.is_dir():
+                return
+            self.client.log_artifacts(run_id, str(artifacts))
+            spectra = json.loads((artifacts / "spectra.json").read_text())
+        from analysis.figures import spectrum_trajectory
+
+        figure = spectrum_trajectory(spectra, title=run_name(dict(trial.config)))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "spectrum_trajectory.png"
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+            self.client.log_artifact(run_id, str(path))
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+
+    # -- study level -------------------------------------------------------------------
+    def log_study_summary(self, metrics: dict[str, float], table_markdown: str) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        if batch:
+            self.client.log_batch(self.parent_run_id, metrics=batch)
+        self.client.log_text(self.parent_run_id, table_markdown, "results_table.md")
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End every run still open (trials cut short are KILLED), then the parent run."""
+        for run_id in list(self.runs.values()):
+            self.client.set_terminated(run_id, "KILLED")
+        self.runs.clear()
+        self.client.set_terminated(self.parent_run_id, status)
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast (ValueError, one line) when the tracking store cannot be reached."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise ValueError(f"--mlflow-uri {uri!r}: folder {folder} does not exist")
+        return
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as err:  # any transport or server error means unusable
+            raise ValueError(
+                f"--mlflow-uri {uri!r} is unreachable ({type(err).__name__}); "
+                f"start the server or pass a sqlite:/// URI"
+            ) from None
+        return
+    if uri.startswith("file:") or "://" not in uri:
+        return
+    raise ValueError(f"--mlflow-uri {uri!r}: scheme not supported (sqlite:///, http(s)://, file:)")

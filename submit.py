@@ -1,0 +1,17 @@
+"""Entry point for `ray submit cluster.yaml submit.py -- STUDY [options]` on the head node.
+
+Joins the running cluster (`--address auto`) and logs to the head's MLflow server unless
+told otherwise; every other option is `python -m study.run`'s.
+"""
+
+import sys
+
+from study.run import main
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    if "--address" not in args:
+        args += ["--address", "auto"]
+    if "--mlflow-uri" not in args:
+        args += ["--mlflow-uri", "http://127.0.0.1:5000"]
+    sys.exit(main(args))

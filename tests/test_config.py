@@ -1,0 +1,92 @@
+"""Bad configuration values fail once, at the edge, naming the value and what is allowed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from rankae.config import ConfigError, RunConfig, linear_synthetic
+
+# (changes to a valid config, text the message must contain besides the bad value)
+BAD_VALUES = [
+    ({"depth": 0}, "integer >= 1"),
+    ({"depth": -3}, "integer >= 1"),
+    ({"depth": 2.5}, "integer >= 1"),
+    ({"alpha": 0.0}, "number > 0"),
+    ({"alpha": -2.0}, "number > 0"),
+    ({"init_scale": 0.0}, "number > 0"),
+    ({"init_scale": -1e-3}, "number > 0"),
+    ({"bottleneck": "explicit", "k": 0}, "1 <= k <= latent_dim=128"),
+    ({"bottleneck": "explicit", "k": 129}, "1 <= k <= latent_dim=128"),
+    ({"bottleneck": "explicit", "latent_dim": 16, "k": 17}, "1 <= k <= latent_dim=16"),
+    ({"bottleneck": "explicit", "k": None}, "1 <= k <= latent_dim=128"),
+    ({"rank_threshold": 0.0}, "strictly between 0 and 1"),
+    ({"rank_threshold": 1.0}, "strictly between 0 and 1"),
+    ({"rank_threshold": 1.5}, "strictly between 0 and 1"),
+    ({"dataset": "imagenet"}, "allowed are synthetic, digits, mnist, cifar10"),
+    ({"init": "xavier"}, "allowed are standard, he_normal, orthogonal"),
+    ({"bottleneck": "deep"}, "allowed are vanilla, linear_net, explicit"),
+    ({"architecture": "resnet"}, "allowed are linear, mnist_conv, cifar_conv"),
+    ({"optimizer": "sgd"}, "allowed are gd, adam"),
+    ({"dtype": "float16"}, "allowed are float64, float32"),
+    ({"lr": 0.0}, "number > 0"),
+    ({"patience": 0}, "integer >= 1"),
+]
+
+
+def bad_value(changes: dict[str, Any]) -> tuple[str, Any]:
+    """The field the case is about: the last one listed."""
+    name = list(changes)[-1]
+    return name, changes[name]
+
+
+@pytest.mark.parametrize(("changes", "allowed"), BAD_VALUES)
+def test_bad_value_names_itself_and_the_allowed_range(
+    changes: dict[str, Any], allowed: str
+) -> None:
+    name, value = bad_value(changes)
+    for build in (lambda: RunConfig(**changes).validate(), lambda: RunConfig.from_dict(changes)):
+        with pytest.raises(ConfigError) as info:
+            build()
+        message = str(info.value)
+        assert f"{name}={value!r}" in message
+        assert allowed in message
+
+
+@pytest.mark.parametrize(("changes", "allowed"), BAD_VALUES[:14])
+def test_linear_synthetic_validates_its_overrides(changes: dict[str, Any], allowed: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(allowed)):
+        linear_synthetic(**changes)
+
+
+def test_unknown_key_is_named_with_the_allowed_keys() -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict({"depht": 4, "alpha": 2.0})
+    message = str(info.value)
+    assert "depht" in message and "depth" in message and "init_scale" in message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"bottleneck": "vanilla", "two_stage": True},
+        {"dataset": "synthetic", "architecture": "mnist_conv"},
+        {"dataset": "mnist", "architecture": "linear"},
+        {"dataset": "cifar10", "architecture": "mnist_conv"},
+    ],
+)
+def test_inconsistent_combinations_are_rejected(changes: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(list(changes.values())[-1]))):
+        RunConfig(**changes).validate()
+
+
+def test_valid_configs_pass_and_round_trip() -> None:
+    paper = linear_synthetic()
+    assert (paper.optimizer, paper.lr, paper.init_scale, paper.dtype) == ("gd", 0.03, 1e-3, "float64")
+    assert paper.epochs * paper.gd_steps_per_epoch == 10_000
+    assert paper.lr_scaled_by_depth  # orthogonal: lr / N on the sub-network (Sec. 2.5)
+    assert not paper.replace(init="standard").lr_scaled_by_depth
+    for config in (RunConfig(), paper, RunConfig(bottleneck="explicit", k=128)):
+        assert RunConfig.from_dict(config.to_dict()) == config.validate()

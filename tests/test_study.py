@@ -1,0 +1,248 @@
+"""The study service end to end on a local Ray instance: CLI, plans, stopper, MLflow, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from rankae.config import linear_synthetic
+from search_spaces import AlphaEscalation
+from study.run import main, run_study
+from study.spec import StudySpec
+from study.stopper import DivergenceStopper
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def trial_runs(db: Path, experiment: str) -> list:
+    client = MlflowClient(f"sqlite:///{db}")
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id])
+    return [r for r in runs if r.data.tags.get("role") == "trial"]
+
+
+def parent_runs(db: Path, experiment: str) -> list:
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return [r for r in runs if r.data.tags.get("role") == "study"]
+
+
+# -- CLI without Ray ---------------------------------------------------------------------
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_list_names_every_study(tmp_path):
+    from study.studies import names
+
+    out = run_cli("--list", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line and not line[0].isspace()]
+    assert listed == names()
+    assert {"linear_depth_sweep", "mnist_alpha_sweep", "cifar10_explicit"} <= set(listed)
+    assert "Fig. 3" in out.stdout and "GPU" in out.stdout
+
+
+def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
+    out = run_cli("linear_depth_sweep", "--dry-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for depth in (4, 8, 12, 16, 20, 24, 28, 32):
+        assert f"'depth': {depth}" in out.stdout
+    assert "17 configs x 3 seeds" in out.stdout
+    assert "51 trials" in out.stdout
+    escalation = run_cli("mnist_alpha_sweep", "--dry-run", "--smoke", cwd=tmp_path)
+    assert "alpha escalation per N in [4, 16]: alpha = 100, 200" in escalation.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["no_such_study"], "unknown study 'no_such_study'"),
+        (["linear_depth_sweep", "--set", "nope=1"], "'nope' is not a config value"),
+        (["linear_depth_sweep", "--set", "depth=x"], "depth takes a int"),
+        (["linear_depth_sweep", "--set", "depth=0"], "depth=0 is invalid"),
+        (["linear_alpha_sweep", "--set", "alpha=-1"], "alpha=-1.0 is invalid"),
+        (["mnist_explicit", "--set", "k=129"], "k=129 is invalid"),
+        (["linear_depth_sweep", "--set", "rank_threshold=1.5"], "rank_threshold=1.5"),
+        (["linear_depth_sweep", "--seeds=-1,2"], "--seeds '-1,2' is invalid"),
+        (["linear_depth_sweep", "--gpus-per-trial", "1"], "exceeds the 0 GPU(s)"),
+        (["linear_depth_sweep", "--gpus-per-trial", "-0.5"], "--gpus-per-trial -0.5 is invalid"),
+        (["linear_depth_sweep", "--storage", "/proc/rankstudy"], "is not writable"),
+        (["linear_depth_sweep", "--mlflow-uri", "http://127.0.0.1:9"], "is unreachable"),
+        (["linear_depth_sweep", "--resume"], "no earlier invocation"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, capsys):
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(args) == 2
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err.strip()
+    assert needle in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "ray_results").exists()
+
+
+def test_bad_input_exit_code_through_the_real_cli(tmp_path):
+    out = run_cli("linear_depth_sweep", "--set", "k=0", "--set", "bottleneck=explicit", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "k=0 is invalid" in out.stderr
+
+
+def test_stopper_marks_nan_and_explosion():
+    stopper = DivergenceStopper(factor=10.0)
+    assert not stopper("a", {"loss": 1.0, "diverged": 0.0})
+    assert not stopper("a", {"loss": 9.0, "diverged": 0.0})
+    assert stopper("a", {"loss": 11.0, "diverged": 0.0})
+    assert stopper("b", {"loss": math.nan})
+    assert stopper("c", {"loss": 1.0, "diverged": 1.0})
+    assert not stopper.stop_all()
+
+
+def test_cluster_files_pass_rays_offline_validator():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    for name in ("cluster.yaml", "cluster-onprem.yaml"):
+        config = yaml.safe_load((REPO / name).read_text())
+        validate_config(prepare_config(config))
+        assert any("pip install -e" in cmd for cmd in config["setup_commands"])
+    broken = yaml.safe_load((REPO / "cluster.yaml").read_text())
+    broken["not_a_ray_key"] = 1
+    with pytest.raises(Exception, match="not_a_ray_key|Additional properties"):
+        validate_config(prepare_config(broken))
+
+
+# -- studies through Ray -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def linear_smoke(ray_local, tmp_path_factory):
+    """`python -m study.run linear_depth_sweep --smoke`, once, in a fresh folder."""
+    folder = tmp_path_factory.mktemp("linear_smoke")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        code = main(["linear_depth_sweep", "--smoke"])
+    finally:
+        os.chdir(cwd)
+    return folder, code
+
+
+def test_linear_smoke_logs_one_finished_run_per_trial(linear_smoke):
+    folder, code = linear_smoke
+    assert code == 0
+    runs = trial_runs(folder / "mlflow.db", "linear_depth_sweep")
+    assert len(runs) == 5  # vanilla + standard N=4,16 + orthogonal N=4,16
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert [r.info.status for r in parent_runs(folder / "mlflow.db", "linear_depth_sweep")] == [
+        "FINISHED"
+    ]
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert sorted(m.step for m in history) == list(range(1, 61))
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"spectra.json", "final.json", "spectrum_trajectory.png"} <= artifacts
+        assert run.data.params["dataset"] == "synthetic"
+
+
+def test_linear_smoke_finds_rank_8_with_orthogonal_init(linear_smoke):
+    folder, _ = linear_smoke
+    runs = trial_runs(folder / "mlflow.db", "linear_depth_sweep")
+    orthogonal = [r for r in runs if r.data.tags["method"] == "orthogonal"]
+    assert len(orthogonal) == 2
+    assert all(r.data.metrics["latent_rank"] == 8 for r in orthogonal)
+    vanilla = [r for r in runs if r.data.tags["method"] == "vanilla"]
+    assert vanilla[0].data.metrics["latent_rank"] > 16
+    assert "we_rank" not in vanilla[0].data.metrics
+
+
+def test_escalation_stops_at_the_first_diverging_alpha(ray_local, tmp_path, capsys):
+    """On this tiny linear model alpha = 2, 4, 6 train and alpha = 8 diverges (NaN)."""
+    base = linear_synthetic(
+        synth_dim=64, latent_dim=32, depth=4, epochs=3, gd_steps_per_epoch=50
+    )
+    spec = StudySpec(
+        name="test_escalation",
+        figure="test",
+        base=base,
+        plan=AlphaEscalation(depths=(4,), start=2.0, step=2.0, max_alpha=20.0),
+        seeds=(0,),
+    ).validate()
+    db = tmp_path / "mlflow.db"
+    options = {
+        "mlflow_uri": f"sqlite:///{db}",
+        "storage": str(tmp_path / "ray"),
+        "smoke": False,
+        "max_failures": 0,
+    }
+    assert run_study(spec, options, None) == 0
+    runs = trial_runs(db, "test_escalation")
+    alphas = sorted(float(r.data.params["alpha"]) for r in runs)
+    assert alphas == [2.0, 4.0, 6.0, 8.0]  # nothing launched after the divergence
+    by_alpha = {float(r.data.params["alpha"]): r for r in runs}
+    assert by_alpha[8.0].data.tags["diverged"] == "true"
+    assert by_alpha[8.0].info.status == "FINISHED"
+    assert all(by_alpha[a].data.tags["diverged"] == "false" for a in (2.0, 4.0, 6.0))
+    parent = parent_runs(db, "test_escalation")[0]
+    assert parent.data.metrics["largest_stable_alpha_N4"] == 6.0
+    assert parent.data.metrics["divergence_alpha_N4"] == 8.0
+    out = capsys.readouterr().out
+    assert "alpha escalation" in out and "2, 4, 6, 8" in out
+
+
+def test_resume_after_the_driver_is_killed(tmp_path):
+    """SIGKILL the driver after its first trial finished; --resume must not rerun that trial."""
+    args = ["linear_alpha_sweep", "--smoke", "--max-concurrent", "1", "--set", "epochs=25"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    db = tmp_path / "mlflow.db"
+    deadline = time.time() + 240
+    first = None
+    while time.time() < deadline and first is None:
+        time.sleep(1.0)
+        try:
+            done = [r for r in trial_runs(db, "linear_alpha_sweep") if r.info.status == "FINISHED"]
+        except Exception:  # the store is still being created
+            continue
+        first = done[0] if done else None
+    assert first is not None, "no trial finished in time"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    runs = trial_runs(db, "linear_alpha_sweep")
+    assert len(runs) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    again = next(r for r in runs if r.info.run_id == first.info.run_id)
+    assert again.info.end_time == first.info.end_time  # the finished trial was not rerun
+    client = MlflowClient(f"sqlite:///{db}")
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+        assert sorted(steps) == list(range(1, 26))  # no gaps, no repeats
+    assert [r.info.status for r in parent_runs(db, "linear_alpha_sweep")] == ["FINISHED"]
