@@ -92,8 +92,10 @@ def _torchvision_dataset(cls_name: str, split: str, root: Path, how_to_get: str)
     try:
         return cls(str(root), train=split == "train", download=True)
     except (RuntimeError, OSError) as err:  # URLError is an OSError
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataNotFoundError(
-            f"{cls_name} is not under data root {root} and could not be downloaded ({err}). "
+            f"{cls_name} is not under data root {root} and could not be downloaded "
+            f"({reason.rstrip(':')}). "
             f"{how_to_get} or set ${DATA_ROOT_ENV} to a root that has it."
         ) from err
 

@@ -27,13 +27,11 @@ import json
 import os
 import re
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 from tqdm.auto import tqdm
 
@@ -69,7 +67,9 @@ class InceptionFeatureExtractor:
     """pytorch-fid's InceptionV3 in eval mode, float32, returning 2048-d pool3 features.
 
     Builds the offline weights first (`ensure_inception_weights`), so pytorch-fid finds
-    them in torch.hub's cache and never downloads.
+    them in torch.hub's cache and never downloads. `preprocessing` (= PREPROCESSING) and
+    `weights_sha256` go into every reference-statistics cache key: bump PREPROCESSING's
+    version whenever the pipeline changes.
     """
 
     def __init__(self, device: torch.device | str | None = None, batch_size: int = 50) -> None:
@@ -120,14 +120,22 @@ def feature_statistics(features: np.ndarray) -> Stats:
 
 
 def frechet_distance(stats_a: Stats, stats_b: Stats) -> float:
-    """pytorch-fid's `calculate_frechet_distance`; only comparable at equal sample counts."""
-    with warnings.catch_warnings():  # pytorch-fid 0.3.0 passes sqrtm's deprecated `disp`
-        warnings.filterwarnings(
-            "ignore", message="The `disp` argument", category=DeprecationWarning
-        )
-        return float(
-            calculate_frechet_distance(stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma)
-        )
+    """d^2 = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2).
+
+    The same quantity as pytorch-fid's `calculate_frechet_distance` (tested to agree), but
+    computed from two symmetric eigendecompositions instead of scipy's general `sqrtm` of
+    the non-symmetric S_a S_b: ~10x faster at 2048 dimensions (seconds, not a minute of
+    CPU per FID), and exact for the PSD covariances FID is defined on (tiny negative
+    eigenvalues from round-off are clipped to zero). Only comparable at equal sample counts.
+    """
+    from scipy.linalg import eigh
+
+    mean_gap = float(np.sum((stats_a.mu - stats_b.mu) ** 2))
+    values, vectors = eigh(stats_a.sigma)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = root_a @ stats_b.sigma @ root_a
+    cross = np.sqrt(np.clip(eigh(middle, eigvals_only=True), 0, None)).sum()
+    return mean_gap + float(np.trace(stats_a.sigma) + np.trace(stats_b.sigma) - 2 * cross)
 
 
 def images_sha256(images: torch.Tensor) -> str:

@@ -38,6 +38,9 @@ SWITCH_METRICS = (
     "switch_loss_after",
 )
 DOWNSTREAM_METRICS = ("acc_best", "acc_selected", "fid", "fid_samples")
+# checkpoint_discarded: 1 if the trial's checkpoint was unreadable and it started over;
+# resumed_from_epoch: the epoch of the checkpoint a restarted trial continued from
+RECOVERY_METRICS = ("checkpoint_discarded", "resumed_from_epoch")
 
 
 def is_diverged(loss: float, first_loss: float | None, factor: float) -> bool:

@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -56,13 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rankae.train",
         description="Train one autoencoder (no Ray). Flags are the fields of rankae.config."
-        "RunConfig; unset flags keep the dataset's defaults.",
+        "RunConfig; unset flags keep the dataset's defaults. --bottleneck orthogonal|standard|"
+        "he_normal means --bottleneck linear_net with that --init.",
     )
     hints = typing.get_type_hints(RunConfig)
     for field in fields(RunConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
-        args = typing.get_args(kind) if isinstance(kind, types.UnionType) else ()
+        args = typing.get_args(kind)  # (int, NoneType) for `int | None`; () for `int`
         base = next((a for a in args if a is not type(None)), kind)
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction)

@@ -17,6 +17,9 @@ import functools
 import json
 import math
 import os
+import pickle
+import secrets
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -121,6 +124,21 @@ def check_storage(storage: str) -> str:
     return str(path)
 
 
+def check_data(spec: StudySpec) -> None:
+    """Load the test split once on the driver: a missing dataset fails here, not in every trial.
+
+    With internet this is also where torchvision downloads it, once.
+    """
+    from rankae.data import DataNotFoundError, load_images
+
+    if spec.base.dataset == "synthetic":
+        return
+    try:
+        load_images(spec.base.dataset, "test", spec.base.data_root, limit=1)
+    except DataNotFoundError as err:
+        raise UsageError(str(err).replace("\n", " ")) from None
+
+
 # -- printing ---------------------------------------------------------------------------
 def list_studies() -> None:
     for name in names():
@@ -177,6 +195,18 @@ def start_ray(address: str | None, cpus_per_trial: float) -> None:
     if address:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
         return
+    # Ray's daemons inherit an ignored SIGINT, so Ctrl-C in a terminal (which signals the
+    # whole foreground process group) reaches only this driver, which stops Tune cleanly.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _init_local_ray(cpus_per_trial)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _init_local_ray(cpus_per_trial: float) -> None:
+    import ray
+
     ray.init(
         num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_per_trial)),
         include_dashboard=False,
@@ -216,7 +246,8 @@ def save_invocation(run_name: str, record: dict[str, Any]) -> Path:
 
 
 def find_invocation(study: str, which: str) -> dict[str, Any]:
-    candidates = sorted(STATE_DIR.glob(f"{study}-*.json")) if STATE_DIR.is_dir() else []
+    found = STATE_DIR.glob(f"{study}-*.json") if STATE_DIR.is_dir() else []
+    candidates = sorted(found, key=lambda path: path.stat().st_mtime)
     if which != "latest":
         candidates = [c for c in candidates if c.stem == which]
     if not candidates:
@@ -235,7 +266,8 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     from .tracking import MlflowTracker
 
     if invocation is None:
-        run_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        run_name = f"{spec.name}-{stamp}-{secrets.token_hex(2)}"  # unique per invocation
         invocation = {"run_name": run_name, "options": options, "parent_run_id": None}
     run_name = invocation["run_name"]
     storage = options["storage"]
@@ -286,13 +318,40 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                 ),
             )
         results = tuner.fit()
-        status = "FINISHED"
+        unfinished = len(results) - results.num_terminated - results.num_errors
+        if not plan_finished(experiment_path):
+            unfinished += 1  # trials the searcher still had to hand out
+        status = "KILLED" if unfinished else "FINISHED"
     finally:
         tracker.close(status)
+    if unfinished:
+        print(
+            f"\n{spec.name}: interrupted before the plan finished; "
+            f"continue with: python -m study.run {spec.name} --resume {run_name}",
+            file=sys.stderr,
+        )
+        return 130
     trials = [
         (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
     ]
     return report(spec, trials, tracker)
+
+
+def plan_finished(experiment_path: str) -> bool:
+    """Whether Tune's search generator handed out its last trial (from its saved state).
+
+    Read from the experiment folder rather than memory, so it holds after `Tuner.restore`.
+    """
+    from ray.tune.search.search_generator import SearchGenerator
+
+    if "://" in experiment_path:
+        return True  # remote storage: trust the trial statuses alone
+    pattern = SearchGenerator.CKPT_FILE_TMPL.format("*")
+    states = sorted(Path(experiment_path).glob(pattern))  # named by session start time
+    if not states:
+        return False
+    with open(states[-1], "rb") as f:
+        return bool(pickle.load(f).get("finished"))
 
 
 def report(spec: StudySpec, trials: list, tracker: Any) -> int:
@@ -315,9 +374,11 @@ def report(spec: StudySpec, trials: list, tracker: Any) -> int:
     tracker.log_study_summary(summary, text)
     failed = rows[rows["errored"]]
     if len(failed):
-        print(f"\n{len(failed)} trial(s) failed: " + ", ".join(
-            f"{r.method} N={r.depth} alpha={r.alpha} k={r.k} seed={r.seed}" for r in failed.itertuples()
-        ), file=sys.stderr)  # fmt: skip
+        names = [
+            f"{r.method} N={r.depth} alpha={r.alpha} k={r.k} seed={r.seed}"
+            for r in failed.itertuples()
+        ]
+        print(f"\n{len(failed)} trial(s) failed: {'; '.join(names)}", file=sys.stderr)
         return 1
     return 0
 
@@ -349,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             check_gpus(spec.gpus_per_trial, torch.cuda.device_count())
+        check_data(spec)
         options["storage"] = check_storage(options.get("storage") or "ray_results")
     except (UsageError, ConfigError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, get_type_hints
 
 from rankae.config import ConfigError, RunConfig
+from search_spaces import AlphaEscalation, Grid, OptunaSpace, Plan, Variant
 
 CHECKPOINT_EVERY_KEY = "checkpoint_every"  # carried in each trial config, read by the trainable
-from search_spaces import AlphaEscalation, Grid, OptunaSpace, Plan, Variant
 
 
 @dataclass(frozen=True)

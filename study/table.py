@@ -28,7 +28,10 @@ def trial_rows(trials: list[tuple[dict[str, Any], dict[str, Any] | None, bool]])
         }
         row.update({key: result.get(key) for key in SUMMARISED})
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in ("depth", "k", "epochs"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
 
 
 def _mean_sd(values: pd.Series) -> str:
@@ -43,7 +46,8 @@ def _mean_sd(values: pd.Series) -> str:
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per configuration: seeds, mean ± sd of ranks, loss and downstream metrics, divergences."""
     keys = [k for k in CONFIG_KEYS if k in rows]
-    grouped = rows.fillna({k: "-" for k in keys}).groupby(keys, sort=False, dropna=False)
+    labels = rows.astype({k: object for k in keys}).fillna({k: "-" for k in keys})
+    grouped = labels.groupby(keys, sort=False, dropna=False)
     out = []
     for values, group in grouped:
         row = dict(zip(keys, values if isinstance(values, tuple) else (values,), strict=True))
@@ -55,7 +59,7 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
             if metric in group and group[metric].notna().any():
                 row[metric] = _mean_sd(healthy[metric])
         out.append(row)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).fillna("-")
 
 
 def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
+from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, RECOVERY_METRICS, SWITCH_METRICS
 from trainables.autoencoder import ARTIFACT_DIR
 
-LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS)
+LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
 
 
@@ -160,6 +160,8 @@ class MlflowTracker(tune.Callback):
             if key in LOGGED_METRICS and isinstance(value, int | float)
         ]
         self.client.log_batch(run_id, metrics=metrics)
+        if result.get("checkpoint_discarded"):
+            self.client.set_tag(run_id, "checkpoint_discarded", "true")
         if result.get("diverged") or not math.isfinite(float(result.get("loss", 0.0))):
             self.client.set_tag(run_id, "diverged", "true")
 
@@ -207,11 +209,30 @@ class MlflowTracker(tune.Callback):
         self.client.log_text(self.parent_run_id, table_markdown, "results_table.md")
 
     def close(self, status: str = "FINISHED") -> None:
-        """End every run still open (trials cut short are KILLED), then the parent run."""
-        for run_id in list(self.runs.values()):
-            self.client.set_terminated(run_id, "KILLED")
+        """End every run of this invocation still open (KILLED), then the parent run.
+
+        Searches the store rather than trusting in-memory state: after `Tuner.restore` Ray
+        logs through its own unpickled copy of this callback.
+        """
+        open_runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.invocation = '{self.invocation}' and tags.role = 'trial' "
+            f"and attributes.status = 'RUNNING'",
+        )
+        for run in open_runs:
+            self.client.set_terminated(run.info.run_id, "KILLED")
         self.runs.clear()
         self.client.set_terminated(self.parent_run_id, status)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles callbacks with the experiment; keep the URI, rebuild the client."""
+        state = dict(self.__dict__)
+        state.update(client=None, runs={}, last_epoch={}, finished_before=set())
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(self.tracking_uri)
 
 
 def check_tracking_uri(uri: str) -> None:

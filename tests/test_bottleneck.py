@@ -143,7 +143,8 @@ def test_orthogonal_init_is_balanced_and_standard_is_not() -> None:
         net = LinearSubnetwork(DIM, 16, "orthogonal", alpha=alpha, init_scale=1e-3, generator=gen())
         assert balance_gap(net.weights()) < 1e-12
     assert balance_gap(LinearSubnetwork(DIM, 16, "standard", generator=gen()).weights()) > 0.1
-    assert balance_gap(balanced_layers(torch.linspace(3, 0.1, 16, dtype=torch.float64), 8, 0)) < 1e-12
+    spread = torch.linspace(3, 0.1, 16, dtype=torch.float64)
+    assert balance_gap(balanced_layers(spread, 8, 0)) < 1e-12
 
 
 def test_modulation_eigenvalues_match_sec_2_5() -> None:

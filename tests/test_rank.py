@@ -43,7 +43,8 @@ def test_matrix_rank_counts_values_above_one_percent_of_the_largest(
 @pytest.mark.parametrize("std", [1e-4, 1.0])
 def test_matrix_rank_with_gaussian_noise(std: float) -> None:
     """Known rank 5 plus i.i.d. noise: small noise keeps rank 5, large noise gives full rank."""
-    noise = std * torch.randn(50, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    noise = std * torch.randn(50, 40, dtype=torch.float64, generator=gen)
     assert matrix_rank(with_spectrum(SIGNAL) + noise) == (5 if std < 1e-2 else 40)
 
 

@@ -11,6 +11,7 @@ driver's MLflow callback logs.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from ray import tune
 
 from rankae.config import RunConfig
 from rankae.engine import Trainer
+from rankae.records import EpochRecord
 from study.spec import CHECKPOINT_EVERY_KEY
 
 STATE_FILE = "trainer.pt"
@@ -43,34 +45,77 @@ def split_trial_config(trial_config: dict[str, Any]) -> tuple[RunConfig, int]:
 def train_autoencoder(trial_config: dict[str, Any]) -> None:
     config, checkpoint_every = split_trial_config(trial_config)
     trainer = Trainer(config, device=trial_device())
-    checkpoint = tune.get_checkpoint()
+    checkpoint, discarded, final = tune.get_checkpoint(), False, None
     if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / STATE_FILE, map_location=trainer.device)
-        trainer.load_state_dict(state)
+        try:
+            final = load_checkpoint(trainer, checkpoint)
+        except Exception as err:  # a torn or foreign file: any failure means "start over"
+            print(f"rankstudy: checkpoint {checkpoint.path} is unreadable ({err}); restarting")
+            trainer, discarded = Trainer(config, device=trainer.device), True
+    if final is not None:
+        # restored after it had finished (Ray's snapshot missed the end): report the end again
+        tune.report(final)
+        return
+    resumed_from = trainer.epoch
     for record in trainer.run():
+        inject_test_fault(trainer.epoch)
         metrics = record.metrics()
+        if discarded:
+            metrics["checkpoint_discarded"] = 1.0
+        if resumed_from:
+            metrics["resumed_from_epoch"] = resumed_from
         final = record.diverged or trainer.epoch >= config.epochs
-        if final and config.downstream and not record.diverged:
-            from rankae.evaluate import evaluate_downstream
-
-            metrics.update(evaluate_downstream(trainer))
-        if final or trainer.epoch % checkpoint_every == 0:
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
-                if final:
-                    write_artifacts(trainer, metrics, Path(folder) / ARTIFACT_DIR)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
+        if not (final or trainer.epoch % checkpoint_every == 0):
             tune.report(metrics)
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            if final:
+                metrics.update(write_artifacts(trainer, record, Path(folder) / ARTIFACT_DIR))
+            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> None:
-    """Spectra of every epoch and the final metrics as JSON (plus image grids, if any)."""
+def load_checkpoint(trainer: Trainer, checkpoint: tune.Checkpoint) -> dict[str, float] | None:
+    """Restore the trainer; return the final metrics if the checkpoint is a finished run's."""
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder) / STATE_FILE, map_location=trainer.device)
+        final = Path(folder) / ARTIFACT_DIR / "final.json"
+        metrics = json.loads(final.read_text()) if final.exists() else None
+    trainer.load_state_dict(state)
+    return metrics
+
+
+def inject_test_fault(epoch: int) -> None:
+    """Reliability tests only: `RANKSTUDY_TEST_FAULT=EPOCH:TIMES` raises at EPOCH, TIMES times.
+
+    The count is kept in a file per trial under $RANKSTUDY_TEST_FAULT_DIR, so it survives
+    the retries that Ray starts in fresh processes.
+    """
+    spec = os.environ.get("RANKSTUDY_TEST_FAULT")
+    if not spec:
+        return
+    at, times = (int(part) for part in spec.split(":"))
+    counter = Path(os.environ["RANKSTUDY_TEST_FAULT_DIR"]) / tune.get_context().get_trial_id()
+    raised = int(counter.read_text()) if counter.exists() else 0
+    if epoch == at and raised < times:
+        counter.write_text(str(raised + 1))
+        raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
+
+
+def write_artifacts(trainer: Trainer, record: EpochRecord, folder: Path) -> dict[str, float]:
+    """Final artifacts: every epoch's spectra, image grids, downstream results, final metrics.
+
+    Returns the downstream metrics (empty unless `downstream` is on and the run is healthy).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
-    (folder / "final.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
-    if trainer.config.architecture != "linear":
-        from rankae.evaluate import save_image_grids
+    downstream: dict[str, float] = {}
+    if trainer.config.architecture != "linear" and not record.diverged:
+        from rankae.evaluate import evaluate_downstream, save_reconstructions
 
-        save_image_grids(trainer, folder)
+        save_reconstructions(trainer, folder / "reconstructions.png")
+        if trainer.config.downstream:
+            downstream = evaluate_downstream(trainer, folder)
+    (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
+    final = {**record.metrics(), **downstream}
+    (folder / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True))
+    return downstream

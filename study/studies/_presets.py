@@ -27,7 +27,7 @@ def images(dataset: str, smoke: bool, **changes) -> RunConfig:
             n_eval=256,
             epochs=3,
             patience=1,
-            classifier_labels=200,
+            classifier_labels=100,
             classifier_epochs=30,
             fid_samples=48,
             fid_reference=96,

@@ -3,8 +3,10 @@
 The explicit bottleneck caps the latent rank at k; sweeping k with downstream tasks finds
 the best rank by supervision. The implicit method should land in that optimal range.
 
-    python -m study.run cifar10_explicit                    # GPU(s): 10 seeds x 11 configs
-    python -m study.run cifar10_explicit --smoke            # CPU: a few minutes (CIFAR-10 is downloaded by torchvision on first use)
+    python -m study.run cifar10_explicit  # GPU(s): 10 seeds x 11 configs
+    python -m study.run cifar10_explicit --smoke  # CPU: a few minutes
+
+CIFAR-10 is downloaded by torchvision on first use.
 """
 
 from search_spaces import Grid, explicit_sweep, vanilla

@@ -6,8 +6,10 @@ unchanged for 5 epochs, then continues with an explicit bottleneck of that rank.
 The paper finds behaviour alike for N > 8, improving with alpha up to ~100 and then
 flat until divergence.
 
-    python -m study.run mnist_alpha_sweep                 # GPU(s): 10 seeds per rung
-    python -m study.run mnist_alpha_sweep --smoke         # CPU: a few minutes (MNIST from the data root)
+    python -m study.run mnist_alpha_sweep  # GPU(s): 10 seeds per rung
+    python -m study.run mnist_alpha_sweep --smoke  # CPU: a few minutes
+
+MNIST from the data root.
 """
 
 from search_spaces import AlphaEscalation

@@ -3,8 +3,10 @@
 With PyTorch's default ("standard") init the rank the sub-network finds depends on N,
 and the best N differs between classification and FID: the problem the paper fixes.
 
-    python -m study.run mnist_depth_sweep                              # GPU(s): 10 seeds x 6 configs
-    python -m study.run mnist_depth_sweep --smoke                      # CPU: a few minutes (MNIST from the data root)
+    python -m study.run mnist_depth_sweep  # GPU(s): 10 seeds x 6 configs
+    python -m study.run mnist_depth_sweep --smoke  # CPU: a few minutes
+
+MNIST from the data root.
 """
 
 from search_spaces import Grid, depth_sweep, vanilla

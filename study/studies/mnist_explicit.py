@@ -3,8 +3,10 @@
 The explicit bottleneck caps the latent rank at k; sweeping k with downstream tasks finds
 the best rank by supervision. The implicit method should land in that optimal range.
 
-    python -m study.run mnist_explicit                    # GPU(s): 10 seeds x 11 configs
-    python -m study.run mnist_explicit --smoke            # CPU: a few minutes (MNIST from the data root)
+    python -m study.run mnist_explicit  # GPU(s): 10 seeds x 11 configs
+    python -m study.run mnist_explicit --smoke  # CPU: a few minutes
+
+MNIST from the data root.
 """
 
 from search_spaces import Grid, explicit_sweep, vanilla

@@ -1,7 +1,7 @@
 """Beyond the paper: Optuna searches explicit k or orthogonal (N, alpha) on MNIST for the
 best honestly selected low-label accuracy (validation-selected, never test-selected).
 
-    python -m study.run mnist_optuna                      # GPU(s): 40 trials
+    python -m study.run mnist_optuna  # GPU(s): 40 trials
     python -m study.run mnist_optuna --smoke              # CPU: a few minutes
 """
 

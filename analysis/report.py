@@ -1,0 +1,287 @@
+"""Write a study's report (Markdown + HTML + PNG figures) from its MLflow runs.
+
+    python -m analysis.report mnist_alpha_sweep
+    python -m analysis.report mnist_alpha_sweep --mlflow-uri sqlite:///runs/mlflow.db --out DIR
+    python -m analysis.report mnist_alpha_sweep --compare-with mnist_explicit
+
+The implicit-vs-explicit comparison needs the explicit sweep and the sub-network runs;
+when the study holds only one side, the other studies of the same dataset in the store
+(e.g. mnist_explicit for mnist_alpha_sweep) are pooled in, or the ones named with
+`--compare-with`. The figures and the report are also logged to the study's parent run
+(artifact folder `report/`), so they sit next to the runs in the MLflow UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from . import figures
+from .compare import (
+    config_label,
+    implicit_vs_explicit,
+    mean_sd,
+    partner_studies,
+    setting_differences,
+    summarise,
+)
+from .document import Document
+from .findings import (
+    comparison_findings,
+    downstream_findings,
+    escalation_findings,
+    overview,
+    rank_findings,
+    two_stage_findings,
+)
+from .load import AnalysisError, find_runs, history_frame, study_names, trials_frame
+
+SUMMARY_COLUMNS = {  # summary metric -> column title in the report
+    "latent_rank": "latent rank",
+    "we_rank": "W_e rank",
+    "switch_k": "switch k",
+    "loss": "loss",
+    "acc_best": "acc (best)",
+    "acc_selected": "acc (selected)",
+    "fid": "FID",
+    "elapsed_s": "train s",
+}
+YES_NO = {True: "yes", False: "no"}
+FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
+    ("fig1_rank_trajectories.png", "Fig. 1: loss, W_e rank and latent rank over training, "
+     "per init and N", figures.rank_trajectories, "history"),
+    ("fig2_downstream_vs_rank.png", "Fig. 2: downstream metrics vs final latent rank, "
+     "annotated by N (or k)", figures.downstream_vs_rank, "trials"),
+    ("fig3_metrics_vs_alpha.png", "Fig. 3: latent rank and downstream metrics vs alpha per N, "
+     "divergence marked", figures.metrics_vs_alpha, "trials"),
+    ("fig4_implicit_vs_explicit.png", "Fig. 4: implicit rank vs the explicit baseline over k",
+     figures.implicit_vs_explicit, "pooled"),
+    ("fig5_top_singular_values.png", "Fig. 5: top singular values of W_e and of the latent "
+     "codes over training (one representative run)", figures.top_singular_values, "history"),
+)  # fmt: skip
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """A 128-colour palette PNG: plots have few colours, and reports are meant to be committed
+    (about 4x smaller than matplotlib's RGBA output, no visible difference)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    image = Image.open(buffer).convert("RGB")
+    image.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The per-configuration table as the reader sees it: mean ± sd strings."""
+    summary = summarise(trials)
+    out = pd.DataFrame(
+        {
+            "configuration": [
+                config_label(r.method, r.depth, r.alpha, r.k) for r in summary.itertuples()
+            ],
+            "seeds": summary["seeds"],
+            "diverged": summary["diverged"],
+        }
+    )
+    for metric, title in SUMMARY_COLUMNS.items():
+        if f"{metric}_mean" in summary:
+            out[title] = [
+                mean_sd(m, s)
+                for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+            ]
+    return out
+
+
+def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The implicit-vs-explicit table as the reader sees it."""
+    return pd.DataFrame(
+        {
+            "task": table["task"],
+            "implicit configuration": [
+                config_label(r.method, r.depth, r.alpha) for r in table.itertuples()
+            ],
+            "seeds": table["seeds"],
+            "implicit rank": [
+                mean_sd(m, s)
+                for m, s in zip(table["implicit_rank"], table["implicit_rank_sd"], strict=True)
+            ],  # fmt: skip
+            "implicit metric": [
+                mean_sd(m, s)
+                for m, s in zip(table["implicit_metric"], table["implicit_metric_sd"], strict=True)
+            ],  # fmt: skip
+            "best explicit k": table["best_explicit_k"],
+            "explicit best": [
+                mean_sd(m, s)
+                for m, s in zip(
+                    table["best_explicit_metric"], table["best_explicit_sd"], strict=True
+                )
+            ],  # fmt: skip
+            "explicit-optimal k": table["optimal_k"],
+            "gap": [f"{g:+.3g}" for g in table["gap"]],
+            "implicit rank in explicit-optimal range": table["rank_in_optimal_range"].map(YES_NO),
+            "as good as explicit best": table["as_good_as_explicit"].map(YES_NO),
+        }
+    )
+
+
+def trial_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Every trial with its MLflow run id, so a reader can open it in the UI."""
+    columns = ["run_name", "seed", "status", "diverged", "epoch", "latent_rank", "we_rank"]
+    columns += [c for c in ("acc_best", "acc_selected", "fid") if trials[c].notna().any()]
+    out = trials[columns + ["run_id"]].copy()
+    for column in ("latent_rank", "we_rank", "acc_best", "acc_selected", "fid"):
+        if column in out:
+            out[column] = out[column].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}")
+    return out
+
+
+def pooled_trials(
+    study: str, trials: pd.DataFrame, uri: str, compare_with: list[str] | None
+) -> tuple[pd.DataFrame, list[str]]:
+    """This study's trials plus its comparison partners' (latest invocation each).
+
+    Without `compare_with`, a study that lacks the explicit sweep or the sub-network runs
+    pools in the same-dataset studies of the store that have the missing side.
+    """
+    if compare_with is not None:
+        partners = {name: trials_frame(find_runs(name, uri)) for name in compare_with}
+    else:
+        sides = {"explicit": "method", "linear_net": "bottleneck"}
+        missing = [(v, c) for v, c in sides.items() if not trials[c].eq(v).any()]
+        partners = {}
+        if len(missing) == 1:  # with both sides missing there is nothing to compare
+            value, column = missing[0]
+            for other in partner_studies(study, study_names(uri)):
+                frame = trials_frame(find_runs(other, uri))
+                if frame[column].eq(value).any():
+                    partners[other] = frame
+    return pd.concat([trials, *partners.values()], ignore_index=True), list(partners)
+
+
+def build_report(
+    study: str,
+    tracking_uri: str | None = None,
+    out: Path | None = None,
+    compare_with: list[str] | None = None,
+    invocation: str = "latest",
+    log_to_mlflow: bool = True,
+) -> Path:
+    """Load, compare, draw, write `report.md` + `report.html` + PNGs; returns the folder."""
+    runs = find_runs(study, tracking_uri, invocation)
+    trials = trials_frame(runs)
+    history = history_frame(runs, trials)
+    pooled, partners = pooled_trials(study, trials, runs.tracking_uri, compare_with)
+    comparison = implicit_vs_explicit(pooled)
+    out = Path(out or Path("reports") / study)
+    out.mkdir(parents=True, exist_ok=True)
+    smoke = any(p.data.params.get("smoke") == "True" for p in runs.parents)
+
+    doc = Document(f"Study report: {study}")
+    doc.paragraph(
+        f"From the MLflow store {runs.tracking_uri}, invocation(s) {', '.join(runs.invocations)}"
+        + (f"; compared with {', '.join(partners)}" if partners else "")
+        + f". Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+        f"python -m analysis.report; every sentence below is generated from the numbers."
+    )
+    doc.heading("Findings")
+    doc.bullets(overview(trials, smoke))
+    doc.bullets(rank_findings(trials))
+    doc.bullets(two_stage_findings(trials))
+    doc.bullets(escalation_findings(trials))
+    doc.bullets(downstream_findings(trials))
+
+    doc.heading("Per configuration (mean ± sd over healthy seeds)")
+    doc.table(summary_table(trials))
+
+    doc.heading("Implicit vs explicit rank")
+    if comparison.empty:
+        doc.paragraph(
+            "Not applicable: this needs explicit-bottleneck runs and sub-network runs with "
+            "downstream metrics (accuracy, FID) in this study or its partners "
+            f"({', '.join(partners) or 'none found in the store'})."
+        )
+    else:
+        doc.paragraph(
+            "Explicit-optimal k: the tested k whose mean over seeds is within a tolerance of "
+            "the best k's (the best k's sd over seeds, at least 0.01 accuracy or 2% of the best "
+            "FID) or better; a-b is a run of such neighbouring k, and an implicit rank between "
+            "them is in range. Vanilla counts as k = d. Implicit rank: the final latent rank of "
+            "the sub-network runs. Gap: implicit metric minus the explicit best. As good: "
+            "better than the explicit best, or within the tolerance of it."
+        )
+        doc.table(comparison_table(comparison))
+        doc.bullets(comparison_findings(comparison))
+        doc.bullets([f"Caution: {note}." for note in setting_differences(pooled)])
+
+    doc.heading("Figures")
+    written = []
+    data = {"history": history, "trials": trials, "pooled": pooled}
+    for filename, caption, draw, source in FIGURES:
+        try:
+            figure = draw(data[source])
+        except figures.NotApplicable as reason:
+            doc.paragraph(f"{caption.split(':')[0]}: not drawn — {reason}.")
+            continue
+        save_png(figure, out / filename)
+        written.append(out / filename)
+        doc.figure(filename, caption)
+
+    doc.heading("Trials")
+    doc.table(trial_table(trials))
+
+    (out / "report.md").write_text(doc.markdown())
+    (out / "report.html").write_text(doc.html())
+    parent = runs.latest_parent
+    if log_to_mlflow and parent is not None:
+        client = MlflowClient(runs.tracking_uri)
+        for path in [*written, out / "report.md", out / "report.html"]:
+            client.log_artifact(parent.info.run_id, str(path), artifact_path="report")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m analysis.report", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("study", help="the study's name (its MLflow runs' `study` tag)")
+    p.add_argument("--mlflow-uri", help="tracking URI (default: sqlite:///./mlflow.db)")
+    p.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
+    p.add_argument("--compare-with", action="append", metavar="STUDY",
+                   help="pool this study's runs in for implicit vs explicit (repeatable; "
+                        "default: same-dataset studies in the store when needed)")  # fmt: skip
+    p.add_argument("--all-invocations", action="store_true",
+                   help="pool every invocation of the study (default: the latest)")  # fmt: skip
+    p.add_argument("--no-log", action="store_true",
+                   help="do not log the report to the study's parent run in MLflow")  # fmt: skip
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        out = build_report(
+            args.study,
+            args.mlflow_uri,
+            args.out,
+            args.compare_with,
+            "all" if args.all_invocations else "latest",
+            log_to_mlflow=not args.no_log,
+        )
+    except AnalysisError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The paper's downstream evaluation of a trained autoencoder (App. C), and its image grids.
+
+- Low-label classification: the AE is frozen; codes of `classifier_labels` class-balanced,
+  seeded training images feed a 2-layer ReLU MLP (`rankae.downstream.train_classifier`).
+  By default the codes are z, taken before the bottleneck, as in the IRMAE code
+  (`classifier_codes="pre"`); `"post"` uses z_N, the codes the decoder sees.
+- Sampling: a GaussianMixture(4, full) is fitted to the training set's z_N, `fid_samples`
+  codes are drawn and decoded, and FID is measured against the first `fid_reference`
+  training images (all of them by default), whose Inception statistics are cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+
+from .downstream import fit_gmm_and_sample, select_labelled, train_classifier
+from .engine import EVAL_BATCH, Trainer
+from .fid import InceptionFeatureExtractor, fid_against, reference_statistics
+
+GRID_IMAGES = 64
+_extractors: dict[str, InceptionFeatureExtractor] = {}  # one network per device and process
+
+
+def feature_extractor(device: torch.device) -> InceptionFeatureExtractor:
+    if str(device) not in _extractors:
+        _extractors[str(device)] = InceptionFeatureExtractor(device)
+    return _extractors[str(device)]
+
+
+@torch.no_grad()
+def decode(trainer: Trainer, codes: torch.Tensor) -> torch.Tensor:
+    """Decoder outputs as images in [0, 1] (the Tanh output clipped, as an image file would)."""
+    trainer.model.eval()
+    parts = [trainer.model.decode(chunk).clamp(0, 1) for chunk in codes.split(EVAL_BATCH)]
+    return torch.cat(parts)
+
+
+def classify(trainer: Trainer) -> dict[str, float]:
+    cfg, train, test = trainer.config, trainer.data.train, trainer.data.test
+    labelled = select_labelled(train.labels.cpu(), min(cfg.classifier_labels, len(train)), cfg.seed)
+    before = cfg.classifier_codes == "pre"
+    result = train_classifier(
+        trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck=before),
+        train.labels[labelled.to(train.labels.device)],
+        trainer.codes(test.images, before_bottleneck=before),
+        test.labels,
+        hidden=cfg.classifier_hidden,
+        epochs=cfg.classifier_epochs,
+        lr=cfg.classifier_lr,
+        batch_size=cfg.classifier_batch_size,
+        val_fraction=cfg.classifier_val_fraction,
+        seed=cfg.seed,
+    )
+    return {"acc_best": result.acc_best, "acc_selected": result.acc_selected}
+
+
+def sample_images(trainer: Trainer) -> torch.Tensor:
+    """GMM samples of the training set's z_N, decoded (App. C)."""
+    cfg = trainer.config
+    codes = fit_gmm_and_sample(
+        trainer.codes(trainer.data.train.images), cfg.fid_samples, cfg.gmm_components, cfg.seed
+    )
+    return decode(trainer, codes)
+
+
+def sample_fid(trainer: Trainer, samples: torch.Tensor) -> float:
+    cfg = trainer.config
+    reference = trainer.data.train.images[: cfg.fid_reference]
+    extractor = feature_extractor(trainer.device)
+    name = f"{cfg.dataset}-train-{len(reference)}"
+    stats = reference_statistics(name, reference.float(), extractor)
+    return fid_against(samples.float(), stats.stats, extractor)
+
+
+def evaluate_downstream(trainer: Trainer, artifact_dir: Path | None = None) -> dict[str, float]:
+    """acc_best, acc_selected, fid (at fid_samples samples); sample grid into artifact_dir."""
+    metrics = classify(trainer)
+    samples = sample_images(trainer)
+    metrics["fid"] = sample_fid(trainer, samples)
+    metrics["fid_samples"] = len(samples)
+    if artifact_dir is not None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        save_image(samples[:GRID_IMAGES].float().cpu(), artifact_dir / "gmm_samples.png", nrow=8)
+    return metrics
+
+
+def save_reconstructions(trainer: Trainer, path: Path) -> None:
+    """Evaluation images (odd rows) above their reconstructions (even rows)."""
+    originals = trainer.data.eval_inputs[: GRID_IMAGES // 2]
+    with torch.no_grad():
+        trainer.model.eval()
+        recon = trainer.model(originals).clamp(0, 1)
+    rows = [t for pair in zip(originals.split(8), recon.split(8), strict=True) for t in pair]
+    save_image(torch.cat(rows).float().cpu(), path, nrow=8)

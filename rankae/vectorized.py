@@ -1,0 +1,352 @@
+"""Train K runs of one config in one vectorised step: seeds (and alpha, init scale) side by side.
+
+Why: the paper's studies repeat one small model over 10 seeds and an alpha ladder. One model
+per optimiser step leaves a GPU launch-bound (issue 6); stacking K members' parameters and
+running their forward, backward and optimiser step as one batched computation
+(`torch.func.stack_module_state` + `functional_call` + `vmap`) does K models' work per launch.
+
+What stays exactly as K separate `Trainer` runs (tests/test_vectorized.py checks it):
+- Each member is a plain `Trainer` built from its own config, so its initial weights are
+  `build_autoencoder(config_k)`'s, its data order is its own seeded generator (the same
+  `torch.randperm` per epoch a separate run draws), and its records, bookkeeping and
+  checkpoint format are Trainer's. The stacked tensors are the source of truth while
+  training; a member's own model is refreshed from them once per epoch, for the SVDs.
+- One optimiser over the stacked parameters, with the member optimiser's class, defaults
+  and param groups (so the sub-network keeps lr / N). Adam and SGD act elementwise, so
+  members do not interact; per-member alpha enters the forward as W_i = alpha_k * What_i.
+- Divergence is judged per member from its epoch loss. A diverged member leaves the stack
+  at the end of that epoch with its final parameters and optimiser state, which then stay
+  frozen; the others continue. Within the epoch its NaNs stay in its own slice (vmap keeps
+  members' arithmetic separate and the summed loss's backward gives each member gradient 1).
+- Two-stage training: once a member switches to the explicit bottleneck (a different shape
+  per member), it leaves the stack and trains on as its own Trainer.
+
+Hot path: data on the device, per-step losses summed on the device and read once per epoch,
+SVDs once per epoch. With `cuda_graph=True` (CUDA and Adam only) the whole step is captured
+in a CUDA graph after a few eager warm-up steps (Adam then runs with `capturable=True`); it
+is compared with the eager path only where a GPU runs the tests.
+
+Where it pays: on a GPU, where one small model cannot fill the device. On a CPU the step is
+bound by the convolution kernels (fp64 goes through ATen's per-sample im2col + GEMM), and K
+members cost K times one member: see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+
+from .bottleneck import LinearSubnetwork
+from .config import ConfigError, RunConfig
+from .engine import RunData, Trainer, load_run_data, pick_device
+from .records import EpochRecord, is_diverged
+
+MEMBER_FIELDS = ("seed", "alpha", "init_scale")  # the only config values members may differ in
+GRAPH_WARMUP_STEPS = 3  # eager steps (on a side stream) before a CUDA graph is captured
+
+
+class VectorizedTrainer:
+    """Trains one `Trainer` per config, all stage-1 members in one vectorised step.
+
+    `run()` yields, per epoch, a list with one `EpochRecord` per member (in config order),
+    or None for a member that stopped earlier (it diverged). A stacked member's `steps_per_s`
+    is its own rate (the stack's model-steps/s is that times the members stacked) and its
+    `elapsed_s` counts the shared epoch plus its own evaluation. `member_state(k)` is member k's
+    checkpoint in `Trainer.state_dict()` form and `member_trainer(k)` a separate `Trainer`
+    that continues exactly where member k is (for downstream evaluation or further training).
+    """
+
+    def __init__(
+        self,
+        configs: Sequence[RunConfig],
+        device: torch.device | str | None = None,
+        data: RunData | None = None,
+        cuda_graph: bool = False,
+    ) -> None:
+        if not configs:
+            raise ConfigError("VectorizedTrainer needs at least one config")
+        self.configs = [config.validate() for config in configs]
+        _check_members_agree(self.configs)
+        base = self.configs[0]
+        self.device = pick_device(str(device) if device is not None else None)
+        if cuda_graph and (self.device.type != "cuda" or base.optimizer != "adam"):
+            raise ConfigError(
+                f"cuda_graph=True needs a CUDA device and optimizer='adam' "
+                f"(got device={self.device.type!r}, optimizer={base.optimizer!r}); "
+                f"leave it off to train eagerly"
+            )
+        self.cuda_graph = cuda_graph
+        self.dtype = getattr(torch, base.dtype)
+        self.data = (data or load_run_data(base)).to(self.device, self.dtype)
+        self.members = [Trainer(config, self.device, self.data) for config in self.configs]
+        self.rows = list(range(len(self.members)))  # member rows[r] lives in row r of the stack
+        self.detached: list[int] = []  # members in stage 2, each trained as its own Trainer
+
+        template = self.members[0]
+        if next(template.model.buffers(), None) is not None:
+            raise ConfigError("VectorizedTrainer supports models without buffers only")
+        names = {id(p): name for name, p in template.model.named_parameters()}
+        self._groups = [
+            ([names[id(p)] for p in group["params"]], group["lr"])
+            for group in template.optimizer.param_groups
+        ]
+        self._optimizer_class = type(template.optimizer)
+        self._optimizer_defaults = dict(template.optimizer.defaults)
+        if cuda_graph:
+            self._optimizer_defaults["capturable"] = True
+
+        # The forward runs on a parameter-free copy. If the members' alphas differ, they are
+        # applied in _member_loss and the copy's own alpha is 1: W_i = 1 * (alpha_k * What_i),
+        # bit for bit Trainer's alpha_k * What_i (and the same gradient).
+        self._skeleton = copy.deepcopy(template.model).to("meta")
+        self._hat_names: tuple[str, ...] = ()
+        alphas_differ = len({c.alpha for c in self.configs}) > 1
+        if alphas_differ and isinstance(self._skeleton.bottleneck, LinearSubnetwork):
+            self._skeleton.bottleneck.alpha = 1.0
+            self._hat_names = tuple(
+                f"bottleneck.{name}" for name, _ in self._skeleton.bottleneck.named_parameters()
+            )
+        params, _ = stack_module_state([member.model for member in self.members])
+        alphas = torch.tensor([c.alpha for c in self.configs], dtype=self.dtype, device=self.device)
+        self._install(params, alphas)
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while some member has budget left and has not diverged."""
+        return any(_running(member) for member in self.members)
+
+    def run(self) -> Iterator[list[EpochRecord | None]]:
+        """Train every member to its budget; a diverged member's entries are None afterwards."""
+        while self.running:
+            yield self.train_one_epoch()
+
+    def train_one_epoch(self) -> list[EpochRecord | None]:
+        """One epoch of every running member: the stack in one vectorised loop, stage 2 alone."""
+        records: list[EpochRecord | None] = [None] * len(self.members)
+        detached = [k for k in self.detached if _running(self.members[k])]
+        if self.rows:
+            start = time.perf_counter()
+            mean_losses, steps = self._train_stacked_epoch()
+            losses = mean_losses.tolist()  # the one host sync of the epoch
+            train_time = time.perf_counter() - start
+            for row, k in enumerate(self.rows):
+                records[k] = self._finish_epoch(k, row, losses[row], steps, train_time)
+            self._release_stopped()
+        for k in detached:
+            records[k] = self.members[k].train_one_epoch()
+        return records
+
+    def member_state(self, k: int) -> dict:
+        """Member k's checkpoint, exactly what a separate `Trainer.state_dict()` would hold."""
+        if k in self.rows:
+            row = self.rows.index(k)
+            self._export_parameters(k, row)
+            self._export_optimizer(k, row)
+        return self.members[k].state_dict()
+
+    def member_trainer(self, k: int) -> Trainer:
+        """A separate `Trainer` holding member k's state; training it leaves this one alone."""
+        trainer = Trainer(self.configs[k], self.device, self.data)
+        trainer.load_state_dict(self.member_state(k))
+        return trainer
+
+    # ----------------------------------------------------------------------------------
+    def _install(self, params: dict[str, torch.Tensor], alphas: torch.Tensor) -> None:
+        """Make `params` the stack, with a fresh optimiser (and no captured graph) over it."""
+        self.params, self.alphas = params, alphas
+        groups = [{"params": [params[n] for n in names], "lr": lr} for names, lr in self._groups]
+        self.optimizer = self._optimizer_class(groups, **self._optimizer_defaults)
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._warmup_left = GRAPH_WARMUP_STEPS
+
+    def _member_loss(
+        self, params: dict[str, torch.Tensor], alpha: torch.Tensor, x: torch.Tensor
+    ) -> torch.Tensor:
+        """One member's `Trainer.loss` (vmap supplies one member's slice of everything)."""
+        params = {**params, **{name: alpha * params[name] for name in self._hat_names}}
+        return F.mse_loss(functional_call(self._skeleton, params, (x,)), x)
+
+    def _forward_backward_step(self, idx: torch.Tensor | None) -> torch.Tensor:
+        """Every stacked member's loss on its batch (rows of `idx`; None: full batch), stepped."""
+        x_all = self.data.train.images
+        x, x_dim = (x_all, None) if idx is None else (x_all[idx], 0)
+        losses = vmap(self._member_loss, in_dims=(0, 0, x_dim))(self.params, self.alphas, x)
+        losses.sum().backward()
+        self.optimizer.step()
+        return losses.detach()
+
+    def _step(self, idx: torch.Tensor | None) -> torch.Tensor:
+        if self.cuda_graph:  # minibatch Adam only (checked in __init__), so idx is a tensor
+            return self._graph_step(idx)
+        self.optimizer.zero_grad(set_to_none=True)
+        return self._forward_backward_step(idx)
+
+    def _graph_step(self, idx: torch.Tensor) -> torch.Tensor:
+        """The step replayed from a CUDA graph of a full batch; other steps run eagerly.
+
+        Warm-up steps are real training steps (on the epoch's batches), run on a side stream
+        as PyTorch's whole-network capture recipe asks. Capture executes nothing, so the
+        capturing step is then replayed to take effect. A short last batch has another shape
+        than the captured one and runs eagerly.
+        """
+        if idx.shape[1] != self.configs[self.rows[0]].batch_size:
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._forward_backward_step(idx)
+        if self._graph is None and self._warmup_left > 0:
+            self._warmup_left -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.optimizer.zero_grad(set_to_none=True)
+                losses = self._forward_backward_step(idx)
+            torch.cuda.current_stream().wait_stream(side)
+            return losses
+        if self._graph is None:
+            self._static_idx = idx.clone()
+            self.optimizer.zero_grad(set_to_none=True)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._static_losses = self._forward_backward_step(self._static_idx)
+            self._graph = graph
+        self._static_idx.copy_(idx)
+        self._graph.replay()
+        return self._static_losses
+
+    def _train_stacked_epoch(self) -> tuple[torch.Tensor, int]:
+        """`Trainer._train_epoch` for every stacked member: mean losses (on device), steps."""
+        config = self.configs[self.rows[0]]
+        total = torch.zeros(len(self.rows), device=self.device, dtype=self.dtype)
+        if config.optimizer == "gd":
+            steps = config.gd_steps_per_epoch
+            for _ in range(steps):
+                total += self._step(None)
+            return total / steps, steps
+        n, batch = len(self.data.train), config.batch_size
+        orders = [torch.randperm(n, generator=self.members[k].order) for k in self.rows]
+        order = torch.stack(orders).to(self.device)
+        steps = 0
+        for start in range(0, n, batch):
+            idx = order[:, start : start + batch]
+            total += self._step(idx) * idx.shape[1]
+            steps += 1
+        return total / n, steps
+
+    def _finish_epoch(
+        self, k: int, row: int, loss: float, steps: int, train_time: float
+    ) -> EpochRecord:
+        """Member k's bookkeeping and record, as `Trainer.train_one_epoch` does it."""
+        member, config = self.members[k], self.configs[k]
+        start = time.perf_counter()
+        member.epoch += 1
+        member.step += steps
+        if member.first_loss is None:
+            member.first_loss = loss
+        member.diverged = is_diverged(loss, member.first_loss, config.divergence_factor)
+        self._export_parameters(k, row)
+        we_sv, latent_sv = (None, None) if member.diverged else member.spectra_now()
+        stage, switch = member.stage, None
+        record = EpochRecord(
+            epoch=member.epoch,
+            step=member.step,
+            stage=stage,
+            loss=loss,
+            diverged=member.diverged,
+            elapsed_s=0.0,
+            steps_per_s=steps / train_time if train_time > 0 else float("nan"),
+            rank_threshold=config.rank_threshold,
+            k=member.current_k(),
+            we_singular_values=we_sv,
+            latent_singular_values=latent_sv,
+        )
+        if config.two_stage and not member.diverged:
+            self._export_optimizer(k, row)  # the switch carries encoder/decoder Adam state over
+            switch = member._maybe_switch(record.we_rank)  # Trainer's rule, not restated
+        # The stack's epoch time is shared by all members; each adds its own evaluation.
+        member.elapsed_s += train_time + time.perf_counter() - start
+        member.spectra.append(
+            {"epoch": member.epoch, "stage": stage, "we": we_sv, "latent": latent_sv}
+        )
+        return dataclasses.replace(record, elapsed_s=member.elapsed_s, switch=switch)
+
+    def _release_stopped(self) -> None:
+        """Members that diverged or switched to stage 2 leave the stack (with their state)."""
+        keep = []
+        for row, k in enumerate(self.rows):
+            member = self.members[k]
+            if member.diverged:
+                self._export_optimizer(k, row)  # parameters were exported by _finish_epoch
+            elif member.stage == 2:
+                self.detached.append(k)
+            else:
+                keep.append(row)
+        if len(keep) == len(self.rows):
+            return
+        self.rows = [self.rows[row] for row in keep]
+        if not keep:
+            return
+        index = torch.tensor(keep, device=self.device)
+        old_params, old_optimizer = self.params, self.optimizer
+        params = {name: p.detach()[index].requires_grad_() for name, p in old_params.items()}
+        self._install(params, self.alphas[index])
+        for name, p in params.items():
+            old = old_params[name]
+            self.optimizer.state[p] = {
+                key: value[index] if _per_member(value, old) else value.clone()
+                for key, value in old_optimizer.state.get(old, {}).items()
+            }
+
+    def _export_parameters(self, k: int, row: int) -> None:
+        """Copy member k's slice of the stack into its own model."""
+        with torch.no_grad():
+            for name, p in self.members[k].model.named_parameters():
+                p.copy_(self.params[name][row])
+
+    def _export_optimizer(self, k: int, row: int) -> None:
+        """Load member k's slice of the stacked optimiser state into its own optimiser."""
+        member = self.members[k]
+        names = {id(p): name for name, p in member.model.named_parameters()}
+        params = [p for group in member.optimizer.param_groups for p in group["params"]]
+        state = {}
+        for index, p in enumerate(params):  # state_dict numbers parameters in group order
+            stacked = self.params[names[id(p)]]
+            source = self.optimizer.state.get(stacked, {})
+            if source:
+                # Per-parameter scalars (Adam's step) live on the CPU, as Trainer keeps them.
+                state[index] = {
+                    key: value[row].clone()
+                    if _per_member(value, stacked)
+                    else value.to("cpu", copy=True)
+                    for key, value in source.items()
+                }
+        groups = member.optimizer.state_dict()["param_groups"]
+        member.optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _running(member: Trainer) -> bool:
+    return not member.diverged and member.epoch < member.config.epochs
+
+
+def _per_member(value: object, stacked: torch.Tensor) -> bool:
+    """True for optimiser state with one slice per member (moments), not shared scalars."""
+    return isinstance(value, torch.Tensor) and value.shape == stacked.shape
+
+
+def _check_members_agree(configs: list[RunConfig]) -> None:
+    """Members share data, shapes and schedule: they may differ only in MEMBER_FIELDS."""
+    neutral = dict.fromkeys(MEMBER_FIELDS, 1)
+    base = configs[0].replace(**neutral).to_dict()
+    for i, config in enumerate(configs[1:], start=1):
+        other = config.replace(**neutral).to_dict()
+        differ = sorted(name for name, value in other.items() if base[name] != value)
+        if differ:
+            raise ConfigError(
+                f"config {i} differs from config 0 in {', '.join(differ)}; vectorised members "
+                f"may differ only in {', '.join(MEMBER_FIELDS)}: train the others separately"
+            )

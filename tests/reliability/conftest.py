@@ -1,0 +1,80 @@
+"""Helpers for the end-to-end reliability tests: every scenario runs the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A linear study whose trials take a few seconds each: long enough to interrupt.
+SLOW_LINEAR = ["linear_alpha_sweep", "--smoke", "--max-concurrent", "1", "--set", "epochs=30"]
+# A tiny conv escalation on sklearn digits (no download): 2 depths x alpha 100, 200.
+TINY_ESCALATION = [
+    "mnist_alpha_sweep", "--smoke", "--max-concurrent", "1",
+    "--set", "dataset=digits", "--set", "n_train=96", "--set", "n_eval=64",
+    "--set", "epochs=4", "--set", "downstream=false", "--set", "patience=1",
+]  # fmt: skip
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 420, **env: str):
+    return subprocess.run(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**env),
+    )
+
+
+def start_cli(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
+    """The driver in its own session, so a signal reaches it (and only it) like a terminal's."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "study.run", *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 300, what: str = "") -> object:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the store may not exist yet
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def client(folder: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def runs(folder: Path, experiment: str, role: str = "trial") -> list:
+    mlflow = client(folder)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return [r for r in mlflow.search_runs([found.experiment_id]) if r.data.tags.get("role") == role]
+
+
+def epochs_logged(folder: Path, run) -> list[int]:
+    return sorted(m.step for m in client(folder).get_metric_history(run.info.run_id, "loss"))

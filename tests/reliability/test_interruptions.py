@@ -1,0 +1,150 @@
+"""Killed drivers, Ctrl-C, crashing trials and torn checkpoints lose nothing already recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from .conftest import (
+    SLOW_LINEAR,
+    TINY_ESCALATION,
+    client,
+    epochs_logged,
+    run_cli,
+    runs,
+    start_cli,
+    wait_for,
+)
+
+
+def latest_epoch(folder: Path, experiment: str) -> int:
+    """The highest epoch any RUNNING trial has logged."""
+    live = [r for r in runs(folder, experiment) if r.info.status == "RUNNING"]
+    return max((int(r.data.metrics.get("epoch", 0)) for r in live), default=0)
+
+
+def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
+    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    # the first trial finished and the second is past its epoch-10 checkpoint
+    wait_for(
+        lambda: (
+            any(r.info.status == "FINISHED" for r in runs(tmp_path, "linear_alpha_sweep"))
+            and latest_epoch(tmp_path, "linear_alpha_sweep") >= 13
+        ),
+        what="a finished trial and a checkpointed running one",
+    )
+    finished = next(r for r in runs(tmp_path, "linear_alpha_sweep") if r.info.status == "FINISHED")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    same = next(r for r in trials if r.info.run_id == finished.info.run_id)
+    assert same.info.end_time == finished.info.end_time  # not rerun
+    for run in trials:
+        assert epochs_logged(tmp_path, run) == list(range(1, 31))  # no gaps, no repeats
+    other = next(r for r in trials if r.info.run_id != finished.info.run_id)
+    history = client(tmp_path).get_metric_history(other.info.run_id, "resumed_from_epoch")
+    assert history and min(m.value for m in history) >= 10  # continued, not restarted
+    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
+
+
+def test_sigint_ends_runs_killed_and_resume_finishes(tmp_path):
+    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 130, err[-3000:]
+    assert "--resume" in err
+    statuses = {r.info.status for r in runs(tmp_path, "linear_alpha_sweep")}
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["KILLED"]
+
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        assert epochs_logged(tmp_path, run) == list(range(1, 31))
+
+
+def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    out = run_cli(
+        *SLOW_LINEAR, cwd=tmp_path,
+        RANKSTUDY_TEST_FAULT="15:1", RANKSTUDY_TEST_FAULT_DIR=str(faults),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+    mlflow = client(tmp_path)
+    for run in trials:
+        assert epochs_logged(tmp_path, run) == list(range(1, 31))
+        resumed = mlflow.get_metric_history(run.info.run_id, "resumed_from_epoch")
+        assert [m.value for m in resumed][:1] == [10.0]  # restarted at its epoch-10 checkpoint
+
+
+def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_path):
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    out = run_cli(
+        *SLOW_LINEAR, "--max-failures", "1", cwd=tmp_path,
+        RANKSTUDY_TEST_FAULT="15:99", RANKSTUDY_TEST_FAULT_DIR=str(faults),
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "2 trial(s) failed: orthogonal N=16 alpha=1.0" in out.stderr
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FAILED"}
+    assert all((faults / name).read_text() == "2" for name in os.listdir(faults))  # 1 + 1 retry
+
+
+def test_corrupted_checkpoint_restarts_the_trial_from_scratch(tmp_path):
+    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 13, what="a checkpoint")
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    checkpoints = list(tmp_path.glob("ray_results/*/*/checkpoint_*/trainer.pt"))
+    assert checkpoints
+    for path in checkpoints:
+        path.write_bytes(b"torn write")
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    discarded = [r for r in trials if r.data.tags.get("checkpoint_discarded") == "true"]
+    assert len(discarded) == 1
+    assert epochs_logged(tmp_path, discarded[0]) == list(range(1, 31))
+
+
+def test_escalation_resumes_at_the_right_alpha(tmp_path):
+    driver = start_cli(*TINY_ESCALATION, cwd=tmp_path)
+    wait_for(
+        lambda: sum(r.info.status == "FINISHED" for r in runs(tmp_path, "mnist_alpha_sweep")) >= 2,
+        what="two finished rungs",
+    )
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    resumed = run_cli("mnist_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "mnist_alpha_sweep")
+    keys = [(r.data.params["depth"], float(r.data.params["alpha"])) for r in trials]
+    assert len(keys) == len(set(keys))  # no rung ran twice
+    assert {r.info.status for r in trials} == {"FINISHED"}
+    for depth in ("4", "16"):
+        alphas = sorted(a for d, a in keys if d == depth)
+        diverged = [
+            float(r.data.params["alpha"])
+            for r in trials
+            if r.data.params["depth"] == depth and r.data.tags["diverged"] == "true"
+        ]
+        ladder = [100.0, 200.0]
+        assert alphas == ladder[: len(alphas)]  # a prefix of the ladder: nothing skipped
+        if diverged:
+            assert alphas[-1] == min(diverged)  # nothing launched after a divergence
+        else:
+            assert alphas == ladder

@@ -1,0 +1,57 @@
+"""Invocations never share state; cluster files are checked offline; servers stay local."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO, cli_env, run_cli, runs
+
+TINY = ["linear_alpha_sweep", "--smoke", "--set", "epochs=2", "--set", "synth_dim=64",
+        "--set", "latent_dim=32", "--set", "depth=4"]  # fmt: skip
+
+
+def test_two_invocations_never_share_state(tmp_path):
+    first = run_cli(*TINY, cwd=tmp_path)
+    second = run_cli(*TINY, cwd=tmp_path)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-2000:]
+    folders = sorted(p.name for p in (tmp_path / "ray_results").iterdir() if p.is_dir())
+    assert len(folders) == 2 and folders[0] != folders[1]
+    parents = runs(tmp_path, "linear_alpha_sweep", "study")
+    assert sorted(r.data.tags["invocation"] for r in parents) == folders
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 4
+    for folder in folders:
+        assert sum(r.data.tags["invocation"] == folder for r in trials) == 2
+    again = run_cli("linear_alpha_sweep", "--resume", folders[0], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(runs(tmp_path, "linear_alpha_sweep")) == 4  # nothing rerun or duplicated
+    assert {r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")} == {"FINISHED"}
+
+
+def check(*files: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "study.cluster_check", *files],
+        cwd=cwd, capture_output=True, text=True, timeout=120, env=cli_env(),
+    )  # fmt: skip
+
+
+def test_cluster_files_are_checked_offline(tmp_path):
+    good = check(str(REPO / "cluster.yaml"), str(REPO / "cluster-onprem.yaml"), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.count(": ok") == 2
+    broken = tmp_path / "broken.yaml"
+    broken.write_text((REPO / "cluster.yaml").read_text() + "\nnot_a_ray_key: 1\n")
+    bad = check(str(broken), cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "not_a_ray_key" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_servers_the_cluster_starts_listen_on_loopback_only():
+    import yaml
+
+    for name in ("cluster.yaml", "cluster-onprem.yaml"):
+        commands = " ".join(yaml.safe_load((REPO / name).read_text())["head_start_ray_commands"])
+        assert "mlflow server" in commands and "--host 127.0.0.1" in commands
+        assert "--dashboard-host=127.0.0.1" in commands

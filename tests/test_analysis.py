@@ -1,0 +1,432 @@
+"""analysis/: MLflow -> pandas, comparison tables, figures and the report, on real smoke stores.
+
+The stores are made by running the studies in-process (the same path as `python -m
+study.run`), once per test session, in one folder shared with test_notebook.py and
+test_mlflow_ui.py: the linear smoke study (shortened) and tiny image studies on sklearn's
+digits (no download), which give the downstream metrics the comparison needs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.container import ErrorbarContainer
+from mlflow.tracking import MlflowClient
+
+from analysis import figures
+from analysis.compare import (
+    TASKS,
+    config_label,
+    explicit_curve,
+    explicit_optimum,
+    healthy,
+    implicit_vs_explicit,
+    partner_studies,
+    summarise,
+)
+from analysis.load import AnalysisError, find_runs, load_history, load_spectra, load_trials
+from analysis.report import build_report, main
+from study.run import resolve_spec, run_study
+
+LINEAR = ("linear_depth_sweep", "epochs=8")
+TINY_IMAGES = (  # sklearn's digits (no download), a few images, a few classifier epochs
+    *("dataset=digits", "epochs=2", "n_train=96", "n_eval=64", "classifier_labels=20"),
+    *("classifier_epochs=5", "fid_samples=16", "fid_reference=32"),
+)
+EXPLICIT = ("mnist_explicit", *TINY_IMAGES)
+ALPHA = ("mnist_alpha_sweep", *TINY_IMAGES)
+
+
+def shared_store(tmp_path_factory: pytest.TempPathFactory, *studies: tuple[str, ...]) -> str:
+    """The session's store with `studies` (name, --set values) in it, each run once.
+
+    Runs `python -m study.run NAME --smoke --set ...` in-process, minus the CLI's up-front
+    checks (its data check reads the preset's dataset, not the `--set dataset=digits`).
+    """
+    folder = tmp_path_factory.getbasetemp() / "analysis_store"
+    folder.mkdir(exist_ok=True)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    for name, *overrides in studies:
+        marker = folder / f"{name}.done"
+        if marker.exists():
+            continue
+        options = {"name": name, "smoke": True, "set": overrides, "mlflow_uri": uri,
+                   "storage": str(folder / "ray_results"), "max_failures": 0}  # fmt: skip
+        cwd = Path.cwd()
+        os.chdir(folder)  # the invocation records (.rankstudy/) go beside the store
+        try:
+            assert run_study(resolve_spec(options), options, None) == 0
+        finally:
+            os.chdir(cwd)
+        marker.touch()
+    return uri
+
+
+@pytest.fixture(scope="module")
+def linear_uri(ray_local, tmp_path_factory) -> str:
+    return shared_store(tmp_path_factory, LINEAR)
+
+
+@pytest.fixture(scope="module")
+def image_uri(ray_local, tmp_path_factory) -> str:
+    return shared_store(tmp_path_factory, LINEAR, EXPLICIT, ALPHA)
+
+
+@pytest.fixture(scope="module")
+def linear(linear_uri):
+    return load_trials("linear_depth_sweep", linear_uri), load_history(
+        "linear_depth_sweep", linear_uri
+    )
+
+
+@pytest.fixture(scope="module")
+def pooled(image_uri) -> pd.DataFrame:
+    return pd.concat(
+        [load_trials("mnist_explicit", image_uri), load_trials("mnist_alpha_sweep", image_uri)],
+        ignore_index=True,
+    )
+
+
+def trial_runs(uri: str, study: str) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(study)
+    runs = client.search_runs([experiment.experiment_id], "tags.role = 'trial'")
+    return list(runs)
+
+
+# -- loading ------------------------------------------------------------------------------
+def test_trials_frame_has_one_row_per_trial_with_its_config_and_final_metrics(linear, linear_uri):
+    trials, _ = linear
+    runs = {r.info.run_id: r for r in trial_runs(linear_uri, "linear_depth_sweep")}
+    assert sorted(trials["run_id"]) == sorted(runs)  # vanilla + standard/orthogonal x N=4,16
+    expected = {"study", "invocation", "method", "init", "depth", "alpha", "k", "seed",
+                "latent_rank", "we_rank", "loss", "acc_best", "acc_selected", "fid",
+                "fid_samples", "diverged", "switch_epoch", "switch_k", "elapsed_s", "wall_s",
+                "run_id", "status", "epoch", "rank_threshold"}  # fmt: skip
+    assert expected <= set(trials.columns)
+    assert list(trials["method"]) == ["vanilla", "standard", "standard", "orthogonal", "orthogonal"]
+    net = trials[trials["method"] != "vanilla"]
+    assert list(net["depth"]) == [4, 16, 4, 16]
+    assert list(net["alpha"]) == [1.0, 1.0, 2.0, 2.0]
+    vanilla = trials[trials["method"] == "vanilla"].iloc[0]
+    assert pd.isna(vanilla["depth"]) and pd.isna(vanilla["alpha"]) and pd.isna(vanilla["we_rank"])
+    assert trials["k"].isna().all() and trials[["acc_best", "fid"]].isna().all().all()
+    assert (trials["epoch"] == 8).all() and (trials["status"] == "FINISHED").all()
+    assert not trials["diverged"].any()
+    for row in trials.itertuples():
+        metrics = runs[row.run_id].data.metrics
+        assert row.latent_rank == metrics["latent_rank"] and row.loss == metrics["loss"]
+        assert row.elapsed_s == metrics["elapsed_s"] and row.wall_s > 0
+    assert set(trials["study"]) == {"linear_depth_sweep"} and trials["invocation"].nunique() == 1
+
+
+def test_history_matches_what_each_trial_logged(linear, linear_uri):
+    trials, history = linear
+    client = MlflowClient(linear_uri)
+    assert len(history) == 8 * len(trials)
+    for row in trials.itertuples():
+        run = history[history["run_id"] == row.run_id]
+        assert list(run["epoch"]) == list(range(1, 9))
+        logged = sorted(client.get_metric_history(row.run_id, "loss"), key=lambda m: m.step)
+        assert list(run["loss"]) == [m.value for m in logged]
+        assert list(run["step"]) == [100.0 * e for e in range(1, 9)]  # 100 GD steps per epoch
+        assert run["latent_rank"].iloc[-1] == row.latent_rank
+        assert run["method"].eq(row.method).all() and run["seed"].eq(row.seed).all()
+        top = client.get_metric_history(row.run_id, "latent_sv_1")
+        assert list(run["latent_sv_1"]) == [m.value for m in sorted(top, key=lambda m: m.step)]
+    vanilla = history[history["method"] == "vanilla"]
+    assert vanilla["we_rank"].isna().all() and vanilla["we_sv_1"].isna().all()
+    assert history.loc[history["method"] != "vanilla", "we_sv_10"].notna().all()
+
+
+def test_spectra_are_the_whole_logged_spectra(linear, linear_uri):
+    trials, history = linear
+    spectra = load_spectra(list(trials["run_id"]), linear_uri)
+    assert set(spectra) == set(trials["run_id"])
+    for run_id, epochs in spectra.items():
+        assert [e["epoch"] for e in epochs] == list(range(1, 9))
+        final = history[history["run_id"] == run_id].iloc[-1]
+        assert len(epochs[-1]["latent"]) > 10
+        assert epochs[-1]["latent"][0] == pytest.approx(final["latent_sv_1"])
+
+
+def test_latest_invocation_by_default_all_on_request(linear_uri, tmp_path):
+    """An older invocation in the same store is not mixed in unless asked for."""
+    copy = tmp_path / "mlflow.db"
+    copy.write_bytes(Path(linear_uri.removeprefix("sqlite:///")).read_bytes())
+    uri = f"sqlite:///{copy}"
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("linear_depth_sweep").experiment_id
+    old = {"study": "linear_depth_sweep", "invocation": "linear_depth_sweep-old"}
+    client.create_run(experiment, start_time=1, tags={**old, "role": "study"})
+    client.create_run(experiment, start_time=2, tags={**old, "role": "trial", "method": "vanilla"})
+    latest = find_runs("linear_depth_sweep", uri)
+    assert len(latest.trials) == 5 and "linear_depth_sweep-old" not in latest.invocations
+    everything = find_runs("linear_depth_sweep", uri, invocation="all")
+    assert len(everything.trials) == 6 and everything.invocations[0] == "linear_depth_sweep-old"
+    assert (
+        len(find_runs("linear_depth_sweep", uri, invocation="linear_depth_sweep-old").trials) == 1
+    )
+    with pytest.raises(AnalysisError, match="no invocation 'nope'"):
+        find_runs("linear_depth_sweep", uri, invocation="nope")
+
+
+def test_a_missing_store_is_a_clear_error_and_is_not_created(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "typo" / "mlflow.db"
+    with pytest.raises(AnalysisError, match="no MLflow store at sqlite:///.*typo"):
+        load_trials("linear_depth_sweep", f"sqlite:///{missing}")
+    monkeypatch.chdir(tmp_path)  # the default store ./mlflow.db does not exist here
+    with pytest.raises(AnalysisError, match="no MLflow store"):
+        load_trials("linear_depth_sweep")
+    with pytest.raises(AnalysisError, match="folder .* does not exist"):
+        load_trials("linear_depth_sweep", str(tmp_path / "no_mlruns"))
+    assert main(["linear_depth_sweep"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no MLflow store" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created anywhere
+
+
+def test_a_study_without_runs_is_a_clear_error(linear_uri, capsys):
+    with pytest.raises(AnalysisError, match="'mnist_typo' has no runs .*linear_depth_sweep"):
+        load_trials("mnist_typo", linear_uri)
+    assert main(["mnist_typo", "--mlflow-uri", linear_uri]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# -- comparison ---------------------------------------------------------------------------
+BOTTLENECK = {"vanilla": "vanilla", "explicit": "explicit"}
+
+
+def synthetic_trials() -> pd.DataFrame:
+    """A hand-made study whose comparison is known (accuracy only)."""
+    rows = []
+
+    def add(method, accs, k=None, depth=None, alpha=None, ranks=None, diverged=False):
+        for seed, acc in enumerate(accs):
+            rows.append({
+                "study": "s", "method": method, "depth": depth, "alpha": alpha, "k": k,
+                "seed": seed, "latent_dim": 32, "diverged": diverged, "status": "FINISHED",
+                "bottleneck": BOTTLENECK.get(method, "linear_net"),
+                "acc_best": acc, "latent_rank": (ranks or [k or 32] * len(accs))[seed],
+            })  # fmt: skip
+
+    add("vanilla", [0.6, 0.6])
+    add("explicit", [0.5, 0.5], k=2)
+    add("explicit", [0.80, 0.82], k=4)
+    add("explicit", [0.80, 0.80], k=8)
+    add("explicit", [0.70, 0.70], k=16)
+    add("orthogonal", [0.79, 0.79], depth=4, alpha=100.0, ranks=[6, 6])
+    add("orthogonal", [0.70, 0.72], depth=8, alpha=100.0, ranks=[20, 22])
+    add("orthogonal", [0.1], depth=8, alpha=200.0, ranks=[1], diverged=True)
+    frame = pd.DataFrame(rows).astype({"depth": "Int64", "k": "Int64"})
+    return frame.assign(acc_selected=np.nan, fid=np.nan)
+
+
+def test_summary_is_mean_and_sd_over_healthy_seeds():
+    summary = summarise(synthetic_trials()).set_index(["method", "k"], drop=False)
+    k4 = summary.loc[("explicit", 4)]
+    assert k4["seeds"] == 2 and k4["acc_best_mean"] == pytest.approx(0.81)
+    assert k4["acc_best_sd"] == pytest.approx(np.std([0.80, 0.82], ddof=1))
+    diverged = summary[(summary["method"] == "orthogonal") & (summary["alpha"] == 200.0)].iloc[0]
+    assert diverged["diverged"] == 1 and math.isnan(diverged["acc_best_mean"])
+    assert list(summary["method"])[:2] == ["vanilla", "explicit"]
+
+
+def test_explicit_optimal_range_never_spans_a_worse_k():
+    curve = pd.DataFrame(
+        {"k": [2, 4, 8, 16, 32], "mean": [0.5, 0.8, 0.5, 0.8, 0.5], "sd": np.nan, "seeds": 1}
+    )
+    optimum = explicit_optimum(curve, TASKS[0])  # one seed: the 0.01 floor is the tolerance
+    assert optimum.tolerance == 0.01 and optimum.segments == ((4, 4), (16, 16))
+    assert optimum.describe() == "4, 16"
+    assert optimum.contains(4) and optimum.contains(16) and not optimum.contains(8)
+    fid = explicit_optimum(curve.assign(mean=[300.0, 100.0, 101.0, 103.0, 90.0]), TASKS[2])
+    assert fid.best_k == 32 and fid.tolerance == pytest.approx(1.8)  # 2% of the best FID
+    assert fid.segments == ((32, 32),) and fid.matches(91.0) and fid.matches(80.0)
+    assert not fid.matches(92.0)
+
+
+def test_implicit_vs_explicit_answers_the_range_question():
+    trials = synthetic_trials()
+    curve = explicit_curve(trials, "acc_best")
+    assert list(curve["k"]) == [2, 4, 8, 16, 32] and curve["baseline"].iloc[-1] == "vanilla"
+    optimum = explicit_optimum(curve, TASKS[0])
+    tolerance = np.std([0.80, 0.82], ddof=1)  # the best k's sd (> the 0.01 floor)
+    assert optimum.best_k == 4 and optimum.segments == ((4, 8),) and optimum.describe() == "4-8"
+    assert optimum.tolerance == pytest.approx(tolerance)
+    table = implicit_vs_explicit(trials).set_index("depth")
+    assert set(table["task"]) == {"acc_best"}  # no FID / selected accuracy in this data
+    assert len(table) == 2  # the diverged configuration is not a result
+    assert bool(table.loc[4, "rank_in_optimal_range"]) and table.loc[4, "implicit_rank"] == 6
+    assert table.loc[4, "gap"] == pytest.approx(0.79 - 0.81)
+    assert not table.loc[4, "as_good_as_explicit"]  # 0.02 worse > one sd (0.014)
+    assert not table.loc[8, "rank_in_optimal_range"] and table.loc[8, "implicit_rank"] == 21
+    assert table.loc[8, "implicit_rank_sd"] == pytest.approx(np.std([20, 22], ddof=1))
+
+
+def test_partner_studies_share_the_dataset():
+    names = ["cifar10_explicit", "linear_depth_sweep", "mnist_alpha_sweep", "mnist_explicit"]
+    assert partner_studies("mnist_alpha_sweep", names) == ["mnist_explicit"]
+    assert partner_studies("mnist_explicit", names) == ["mnist_alpha_sweep"]
+    assert partner_studies("cifar10_alpha_sweep", names) == ["cifar10_explicit"]
+
+
+# -- figures ------------------------------------------------------------------------------
+def test_rank_trajectories_draws_each_configuration_per_init(linear):
+    trials, history = linear
+    figure = figures.rank_trajectories(history)
+    axes = np.array(figure.axes).reshape(3, 3)
+    assert [a.get_title() for a in axes[0]] == ["vanilla", "standard", "orthogonal"]
+    assert [a.get_ylabel() for a in axes[:, 0]] == ["loss", "W_e rank", "latent rank"]
+    assert all(a.get_xlabel() == "optimiser step" for a in axes[2])
+    assert not axes[1, 0].lines and "no W_e rank" in axes[1, 0].texts[0].get_text()
+    for col, method in ((1, "standard"), (2, "orthogonal")):
+        for row, metric in ((0, "loss"), (1, "we_rank"), (2, "latent_rank")):
+            lines = axes[row, col].lines
+            assert [line.get_label() for line in lines] == ["N=4", "N=16"]
+            for line, depth in zip(lines, (4, 16), strict=True):
+                run = history[(history["method"] == method) & (history["depth"] == depth)]
+                assert list(line.get_xdata()) == list(run["step"])
+                assert list(line.get_ydata()) == list(run[metric])
+
+
+def test_top_singular_values_shows_a_representative_run(linear):
+    _, history = linear
+    figure = figures.top_singular_values(history)
+    assert "orthogonal N=16 α=2" in figure._suptitle.get_text()
+    run = history[(history["method"] == "orthogonal") & (history["depth"] == 16)]
+    we, latent = figure.axes
+    labels = [f"$\\sigma_{{{i}}}$" for i in range(1, 11)] + ["rank threshold"]
+    assert [line.get_label() for line in we.lines] == labels and we.get_yscale() == "log"
+    assert [line.get_label() for line in latent.lines] == labels
+    assert list(we.lines[0].get_xdata()) == list(run["epoch"])
+    assert list(we.lines[2].get_ydata()) == list(run["we_sv_3"])
+    assert list(latent.lines[9].get_ydata()) == list(run["latent_sv_10"])
+    threshold = list(latent.lines[10].get_ydata())
+    assert threshold == pytest.approx(list(0.01 * run["latent_sv_1"]))
+
+
+def test_figures_that_need_other_data_say_why(linear):
+    trials, _ = linear
+    with pytest.raises(figures.NotApplicable, match="no downstream metrics"):
+        figures.downstream_vs_rank(trials)
+    with pytest.raises(figures.NotApplicable, match="no alpha sweep"):
+        figures.metrics_vs_alpha(trials)  # standard at alpha 1, orthogonal at 2: not a sweep
+    with pytest.raises(figures.NotApplicable, match="explicit-bottleneck runs"):
+        figures.implicit_vs_explicit(trials)
+
+
+def _points(axis) -> set[tuple[float, float]]:
+    """Every scattered point of an axis (error bars are collections too, but not scatters)."""
+    scatters = [c for c in axis.collections if isinstance(c, PathCollection)]
+    return {(float(x), float(y)) for c in scatters for x, y in c.get_offsets()}
+
+
+def test_downstream_vs_rank_plots_every_seed_at_its_rank(pooled):
+    figure = figures.downstream_vs_rank(pooled)
+    tasks = [t for t in TASKS if pooled[t.metric].notna().any()]
+    assert [a.get_title() for a in figure.axes] == [t.label for t in tasks]
+    for axis, task in zip(figure.axes, tasks, strict=True):
+        assert axis.get_xlabel() == "latent rank (final)"
+        good = healthy(pooled)
+        assert _points(axis) == set(zip(good["latent_rank"], good[task.metric], strict=True))
+        assert {c.get_label() for c in axis.collections} == set(good["method"])
+        net = good[good["bottleneck"] == "linear_net"]
+        several = net["alpha"].nunique() > 1  # then the notes name alpha too
+        expected = {f"k={k}" for k in good["k"].dropna()} | {
+            config_label("", row.depth, row.alpha if several else None) for row in net.itertuples()
+        }
+        assert {t.get_text() for t in axis.texts} == expected
+
+
+def test_metrics_vs_alpha_has_a_line_per_depth(pooled):
+    sweep = pooled[pooled["study"] == "mnist_alpha_sweep"]
+    figure = figures.metrics_vs_alpha(sweep)
+    rank_axis = figure.axes[0]
+    assert rank_axis.get_xlabel() == "alpha" and rank_axis.get_title() == "latent rank (final)"
+    bars = [c for c in rank_axis.containers if isinstance(c, ErrorbarContainer)]
+    assert [b.get_label() for b in bars] == ["N=4", "N=16"]
+    for bar, depth in zip(bars, (4, 16), strict=True):
+        runs = sweep[(sweep["depth"] == depth) & ~sweep["diverged"]].sort_values("alpha")
+        line = bar.lines[0]
+        assert list(line.get_xdata()) == list(runs["alpha"])
+        assert list(line.get_ydata()) == list(runs["latent_rank"])
+    marked = [line for line in rank_axis.lines if line.get_marker() == "x"]
+    assert len(marked) == sweep["diverged"].sum()
+    assert len(figure.axes) == 1 + sum(sweep[t.metric].notna().any() for t in TASKS)
+
+
+def test_implicit_vs_explicit_figure_matches_the_comparison(pooled):
+    figure = figures.implicit_vs_explicit(pooled)
+    table = implicit_vs_explicit(pooled)
+    assert [a.get_ylabel() for a in figure.axes] == [
+        t.label for t in TASKS if t.metric in set(table["task"])
+    ]
+    for axis, task in zip(figure.axes, [t for t in TASKS if t.metric in set(table["task"])],
+                          strict=True):  # fmt: skip
+        curve = explicit_curve(pooled, task.metric)
+        explicit = axis.containers[0].lines[0]
+        assert list(explicit.get_xdata()) == [4, 16]
+        assert list(explicit.get_ydata()) == list(
+            curve.loc[curve["baseline"] == "explicit", "mean"]
+        )
+        optimum = explicit_optimum(curve, task)
+        assert len(axis.patches) == len(optimum.segments)
+        assert axis.get_title().endswith(f"explicit-optimal k: {optimum.describe()}")
+        spans = [(p.get_x(), p.get_x() + p.get_width()) for p in axis.patches]
+        assert spans == pytest.approx([(a * 0.93, b * 1.07) for a, b in optimum.segments])
+        net = healthy(pooled)[healthy(pooled)["bottleneck"] == "linear_net"]
+        assert _points(axis) == set(zip(net["latent_rank"], net[task.metric], strict=True))
+
+
+# -- report -------------------------------------------------------------------------------
+def test_report_has_the_comparison_table_and_every_figure(image_uri, pooled, tmp_path):
+    out = build_report("mnist_alpha_sweep", image_uri, tmp_path / "report")
+    markdown = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert "compared with mnist_explicit" in markdown
+    assert "implicit rank in explicit-optimal range" in markdown
+    table = implicit_vs_explicit(pooled)
+    assert len(table) > 0
+    for row in table.itertuples():
+        assert f"| {row.optimal_k} " in markdown
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == [
+        "fig1_rank_trajectories.png",
+        "fig2_downstream_vs_rank.png",
+        "fig3_metrics_vs_alpha.png",
+        "fig4_implicit_vs_explicit.png",
+        "fig5_top_singular_values.png",
+    ]
+    for png in pngs:
+        assert f"]({png})" in markdown and f'<img src="{png}"' in html
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "<table" in html and "not drawn" not in markdown
+    assert "smoke" in markdown  # the words come from the numbers, including their caveats
+    client = MlflowClient(image_uri)
+    parent = find_runs("mnist_alpha_sweep", image_uri).latest_parent
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {f"report/{p}" for p in [*pngs, "report.md", "report.html"]} <= logged
+
+
+def test_report_of_a_linear_study_says_which_figures_do_not_apply(linear_uri, tmp_path,
+                                                                 monkeypatch):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(["linear_depth_sweep", "--mlflow-uri", linear_uri, "--no-log"]) == 0
+    out = tmp_path / "reports" / "linear_depth_sweep"
+    markdown = (out / "report.md").read_text()
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "fig1_rank_trajectories.png",
+        "fig5_top_singular_values.png",
+    ]
+    assert "Fig. 2: not drawn — this study has no downstream metrics" in markdown
+    assert "Fig. 4: not drawn" in markdown and "Implicit vs explicit rank" in markdown
+    assert "The synthetic data have rank 8" in markdown
+    for run_name in load_trials("linear_depth_sweep", linear_uri)["run_name"]:
+        assert run_name in markdown

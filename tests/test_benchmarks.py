@@ -1,0 +1,89 @@
+"""The benchmark scripts run end to end in their smallest mode and print well-formed tables.
+
+Rates are only checked to be positive numbers: timings are not tested (the machine is shared).
+One torch thread keeps the tiny runs fast when other processes load the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from study.studies import names
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """Cells of each markdown table line, header first, the |---| line dropped."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_train_throughput_smallest_mode(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    stdout = run_script(
+        "train_throughput.py",
+        *("--device", "cpu", "--steps", "1", "--ks", "1", "2", "--batch-size", "2"),
+        *("--depth", "2", "--threads", "1", "--json", str(out)),
+    )
+    assert stdout.startswith("# train_throughput: ") and "torch " in stdout
+    header, *rows = table_rows(stdout)
+    assert header == [
+        "variant",
+        "K",
+        "fp64 model-steps/s",
+        "fp64 vs naive",
+        "fp32 model-steps/s",
+        "fp32 vs naive",
+    ]
+    assert [row[:2] for row in rows] == [
+        ["naive loop (DataLoader, .to(device), .item() per step)", "1"],
+        ["Trainer epoch", "1"],
+        ["VectorizedTrainer", "1"],
+        ["VectorizedTrainer", "2"],
+    ]
+    for row in rows:
+        assert float(row[2]) > 0 and float(row[4]) > 0
+        assert row[3].endswith("x") and row[5].endswith("x")
+    assert rows[0][3] == rows[0][5] == "1.00x"
+
+    written = json.loads(out.read_text())
+    assert written["machine"]["device"].startswith("cpu: ")
+    assert written["machine"]["torch_threads"] == 1
+    assert len(written["rows"]) == 8  # 4 variants x 2 dtypes
+    assert all(row["model_steps_per_s"] > 0 for row in written["rows"])
+
+
+def test_study_cost_quick_mode() -> None:
+    stdout = run_script("study_cost.py", "--quick", "--threads", "1")
+    assert "CPU rates measured now" in stdout and "from issue 6" in stdout
+    header, *rows = table_rows(stdout)
+    assert header[:5] == [
+        "study",
+        "trials",
+        "optimiser steps",
+        "CPU-h (study.cost rates)",
+        "CPU-h (measured now)",
+    ]
+    assert [row[0] for row in rows] == names()
+    for row in rows:
+        assert int(row[1]) > 0 and int(row[2].replace(",", "")) > 0
+        assert float(row[3]) > 0 and float(row[4]) > 0
+        linear = row[0].startswith("linear_")
+        assert (row[5] == "-") == linear and (row[6] == "-") == linear
+        if not linear:
+            assert float(row[5]) > float(row[6]) > 0  # the vectorised GPU rate is the faster

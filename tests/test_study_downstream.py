@@ -1,0 +1,73 @@
+"""An image study end to end: two-stage training, classification and FID reach MLflow."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from study.run import main
+
+SETTINGS = (
+    "n_train=128", "n_eval=64", "epochs=3", "force_switch_epoch=2",
+    "classifier_epochs=5", "fid_samples=24", "fid_reference=32",
+)  # fmt: skip
+SMALL = [arg for setting in SETTINGS for arg in ("--set", setting)]
+
+
+@pytest.fixture(scope="module")
+def alpha_smoke(ray_local, tmp_path_factory):
+    """`mnist_alpha_sweep --smoke`, shrunk: N in {4, 16}, alpha 100 then 200, real MNIST."""
+    folder = tmp_path_factory.mktemp("alpha_smoke")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        code = main(["mnist_alpha_sweep", "--smoke", *SMALL])
+    finally:
+        os.chdir(cwd)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mnist_alpha_sweep")
+    runs = client.search_runs([experiment.experiment_id])
+    return code, client, [r for r in runs if r.data.tags["role"] == "trial"], runs
+
+
+def test_every_trial_reports_accuracy_fid_and_sample_grids(alpha_smoke):
+    code, client, trials, _ = alpha_smoke
+    assert code == 0
+    assert trials and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        metrics = run.data.metrics
+        if run.data.tags["diverged"] == "true":
+            continue
+        assert 0.0 <= metrics["acc_selected"] <= metrics["acc_best"] <= 1.0
+        assert math.isfinite(metrics["fid"]) and metrics["fid"] > 0
+        assert metrics["fid_samples"] == 24
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"gmm_samples.png", "reconstructions.png", "spectrum_trajectory.png"} <= artifacts
+
+
+def test_two_stage_switch_is_logged_with_k_equal_to_the_rank(alpha_smoke):
+    _, client, trials, _ = alpha_smoke
+    switched = [r for r in trials if "switch_k" in r.data.metrics]
+    assert switched, "every healthy run switches by force_switch_epoch=2"
+    for run in switched:
+        metrics = run.data.metrics
+        assert metrics["k"] == metrics["switch_k"] >= 1
+        stages = [m.value for m in client.get_metric_history(run.info.run_id, "stage")]
+        assert stages[-1] == 2.0
+
+
+def test_escalation_per_depth_is_summarised_on_the_parent_run(alpha_smoke):
+    _, _, trials, runs = alpha_smoke
+    parent = next(r for r in runs if r.data.tags["role"] == "study")
+    assert parent.info.status == "FINISHED"
+    depths = {r.data.params["depth"] for r in trials}
+    assert depths == {"4", "16"}
+    for depth in depths:
+        assert (
+            f"largest_stable_alpha_N{depth}" in parent.data.metrics
+            or f"divergence_alpha_N{depth}" in parent.data.metrics
+        )
