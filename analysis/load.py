@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from rankae.config import INITS, ConfigError, RunConfig
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
 from study.spec import parse_override
+from study.store import default_tracking_uri
 
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
@@ -82,11 +83,6 @@ class StudyRuns:
     @property
     def latest_parent(self) -> Run | None:
         return max(self.parents, key=lambda r: r.info.start_time, default=None)
-
-
-def default_tracking_uri() -> str:
-    """The study service's default store (`study.tracking`, which imports Ray to define it)."""
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def connect(tracking_uri: str | None = None) -> tuple[MlflowClient, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 
 import torch
 from train_throughput import describe, machine_description, trainer_rate
@@ -30,23 +29,8 @@ from rankae.engine import Trainer
 from study import cost
 from study.studies import load, names
 
-ISSUE_6_GPU_FP64 = {"naive": cost.CONV_STEPS_PER_S["gpu"], "vectorised": 735.0}
+ISSUE_6_GPU_FP64 = {"naive": cost.MEASURED.conv_steps_per_s_gpu, "vectorised": 735.0}
 PROBE_DEPTH = 16
-
-
-@dataclass(frozen=True)
-class CpuRates:
-    """study.cost's CPU model: linear ms/step = overhead + per_layer * N; conv steps/s."""
-
-    linear_ms_overhead: float
-    linear_ms_per_layer: float
-    conv_steps_per_s: float
-
-    def seconds_per_step(self, config: RunConfig) -> float:
-        if config.architecture == "linear":
-            layers = config.depth if config.bottleneck == "linear_net" else 0
-            return (self.linear_ms_overhead + self.linear_ms_per_layer * layers) / 1000
-        return 1.0 / self.conv_steps_per_s
 
 
 def linear_ms_per_step(config: RunConfig, steps: int) -> float:
@@ -56,15 +40,15 @@ def linear_ms_per_step(config: RunConfig, steps: int) -> float:
     return 1000.0 / timed.steps_per_s
 
 
-def measure_cpu(steps_linear: int, steps_conv: int) -> CpuRates:
+def measure_cpu(steps_linear: int, steps_conv: int) -> cost.StepRates:
     overhead = linear_ms_per_step(linear_synthetic(bottleneck="vanilla"), steps_linear)
     deep = linear_ms_per_step(linear_synthetic(depth=PROBE_DEPTH, alpha=2.0), steps_linear)
     conv = RunConfig(dataset="mnist", batch_size=32, dtype="float64").validate()
     conv_rate = trainer_rate(conv, torch.device("cpu"), steps_conv)
-    return CpuRates(overhead, max(deep - overhead, 0.0) / PROBE_DEPTH, conv_rate)
+    return cost.StepRates(overhead, max(deep - overhead, 0.0) / PROBE_DEPTH, conv_rate)
 
 
-def table(rates: CpuRates) -> str:
+def table(rates: cost.StepRates) -> str:
     head = (
         "| study | trials | optimiser steps | CPU-h (study.cost rates) | CPU-h (measured now) "
         f"| GPU-h naive fp64 ({ISSUE_6_GPU_FP64['naive']:g}/s) "
@@ -74,8 +58,7 @@ def table(rates: CpuRates) -> str:
     for name in names():
         spec = load(name).get_config(smoke=False)
         estimate = cost.estimate(spec)
-        configs = cost.trial_configs(spec)
-        measured = sum(cost.steps_per_run(c) * rates.seconds_per_step(c) for c in configs) / 3600
+        measured = cost.estimate(spec, rates).cpu_hours
         if estimate.gpu_hours is None:
             gpu = ("-", "-")
         else:
@@ -101,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"CPU rates measured now: linear GD {rates.linear_ms_overhead:.3f} ms/step + "
         f"{rates.linear_ms_per_layer:.3f} ms per sub-network layer "
-        f"(study.cost: {cost.LINEAR_MS_OVERHEAD_STEP} + {cost.LINEAR_MS_PER_LAYER_STEP}); "
-        f"conv AE fp64 batch 32 {rates.conv_steps_per_s:.2f} steps/s "
-        f"(study.cost: {cost.CONV_STEPS_PER_S['cpu']})."
+        f"(study.cost: {cost.MEASURED.linear_ms_overhead} + {cost.MEASURED.linear_ms_per_layer}); "
+        f"conv AE fp64 batch 32 {rates.conv_steps_per_s_cpu:.2f} steps/s "
+        f"(study.cost: {cost.MEASURED.conv_steps_per_s_cpu})."
     )
     print("GPU rates from issue 6's H100 table (not measured here).\n")
     print(table(rates))

@@ -164,6 +164,11 @@ class RunConfig:
                     f"k={self.k!r} is invalid: must be an integer 1 <= k <= "
                     f"latent_dim={self.latent_dim}"
                 )
+        if self.downstream and self.n_train is not None and self.classifier_labels > self.n_train:
+            raise ConfigError(
+                f"classifier_labels={self.classifier_labels} is invalid: the labelled set comes "
+                f"from the n_train={self.n_train} training images, so it must be <= n_train"
+            )
         if self.two_stage and self.bottleneck != "linear_net":
             raise ConfigError(
                 f"two_stage=True needs bottleneck='linear_net', got bottleneck={self.bottleneck!r}"

@@ -17,6 +17,7 @@ and read once per epoch; SVDs run once per epoch, outside the step loop.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -180,11 +181,19 @@ class Trainer:
             yield self.train_one_epoch()
 
     def train_one_epoch(self) -> EpochRecord:
-        cfg = self.config
         start = time.perf_counter()
         mean_loss, steps = self._train_epoch()
         loss = float(mean_loss)  # the one host sync of the epoch
-        train_time = time.perf_counter() - start
+        return self.finish_epoch(loss, steps, time.perf_counter() - start)
+
+    def finish_epoch(self, loss: float, steps: int, train_time: float) -> EpochRecord:
+        """After an epoch's steps: divergence check, spectra, two-stage switch, the record.
+
+        Separate from the steps so a vectorised trainer can run the steps of many models
+        at once and keep each model's bookkeeping here.
+        """
+        cfg = self.config
+        start = time.perf_counter()
         self.epoch += 1
         self.step += steps
         if self.first_loss is None:
@@ -207,9 +216,9 @@ class Trainer:
         )
         if cfg.two_stage and self.stage == 1 and not self.diverged:
             switch = self._maybe_switch(record.we_rank)
-        self.elapsed_s += time.perf_counter() - start
+        self.elapsed_s += train_time + time.perf_counter() - start
         self.spectra.append({"epoch": self.epoch, "stage": stage, "we": we_sv, "latent": latent_sv})
-        return EpochRecord(**{**record.__dict__, "elapsed_s": self.elapsed_s, "switch": switch})
+        return dataclasses.replace(record, elapsed_s=self.elapsed_s, switch=switch)
 
     def _maybe_switch(self, we_rank: int) -> StageSwitch | None:
         cfg = self.config

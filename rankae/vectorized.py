@@ -34,7 +34,6 @@ members cost K times one member: see benchmarks/README.md.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 
@@ -45,7 +44,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .bottleneck import LinearSubnetwork
 from .config import ConfigError, RunConfig
 from .engine import RunData, Trainer, load_run_data, pick_device
-from .records import EpochRecord, is_diverged
+from .records import EpochRecord
 
 MEMBER_FIELDS = ("seed", "alpha", "init_scale")  # the only config values members may differ in
 GRAPH_WARMUP_STEPS = 3  # eager steps (on a side stream) before a CUDA graph is captured
@@ -144,7 +143,7 @@ class VectorizedTrainer:
         return records
 
     def member_state(self, k: int) -> dict:
-        """Member k's checkpoint, exactly what a separate `Trainer.state_dict()` would hold."""
+        """Member k's checkpoint: what a separate `Trainer.state_dict()` holds (timings aside)."""
         if k in self.rows:
             row = self.rows.index(k)
             self._export_parameters(k, row)
@@ -241,39 +240,15 @@ class VectorizedTrainer:
     def _finish_epoch(
         self, k: int, row: int, loss: float, steps: int, train_time: float
     ) -> EpochRecord:
-        """Member k's bookkeeping and record, as `Trainer.train_one_epoch` does it."""
-        member, config = self.members[k], self.configs[k]
-        start = time.perf_counter()
-        member.epoch += 1
-        member.step += steps
-        if member.first_loss is None:
-            member.first_loss = loss
-        member.diverged = is_diverged(loss, member.first_loss, config.divergence_factor)
+        """Member k's bookkeeping and record: `Trainer.finish_epoch` on its exported state.
+
+        The stack's epoch time is shared by all members; each adds its own evaluation.
+        """
+        member = self.members[k]
         self._export_parameters(k, row)
-        we_sv, latent_sv = (None, None) if member.diverged else member.spectra_now()
-        stage, switch = member.stage, None
-        record = EpochRecord(
-            epoch=member.epoch,
-            step=member.step,
-            stage=stage,
-            loss=loss,
-            diverged=member.diverged,
-            elapsed_s=0.0,
-            steps_per_s=steps / train_time if train_time > 0 else float("nan"),
-            rank_threshold=config.rank_threshold,
-            k=member.current_k(),
-            we_singular_values=we_sv,
-            latent_singular_values=latent_sv,
-        )
-        if config.two_stage and not member.diverged:
-            self._export_optimizer(k, row)  # the switch carries encoder/decoder Adam state over
-            switch = member._maybe_switch(record.we_rank)  # Trainer's rule, not restated
-        # The stack's epoch time is shared by all members; each adds its own evaluation.
-        member.elapsed_s += train_time + time.perf_counter() - start
-        member.spectra.append(
-            {"epoch": member.epoch, "stage": stage, "we": we_sv, "latent": latent_sv}
-        )
-        return dataclasses.replace(record, elapsed_s=member.elapsed_s, switch=switch)
+        if self.configs[k].two_stage:
+            self._export_optimizer(k, row)  # a switch carries encoder/decoder Adam state over
+        return member.finish_epoch(loss, steps, train_time)
 
     def _release_stopped(self) -> None:
         """Members that diverged or switched to stage 2 leave the stack (with their state)."""

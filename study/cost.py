@@ -2,9 +2,9 @@
 
 The rates are measurements (see docs/benchmarks.md), not guesses: full-batch GD on the
 linear model costs ~0.22 ms per sub-network layer per step on one core of the 2-core CI
-machine; the MNIST conv AE (fp64, batch 32) runs ~12 steps/s on 2 CPU cores and 164
-steps/s with the naive loop on one H100 (issue 6's table). `benchmarks/study_cost.py`
-re-measures the CPU rates.
+machine; the MNIST conv AE (fp64, batch 32) runs ~3 steps/s on one such core and 164
+steps/s with the naive loop on one H100 (issue 6's table, measured elsewhere).
+`python benchmarks/study_cost.py` re-measures the CPU rates.
 """
 
 from __future__ import annotations
@@ -17,10 +17,27 @@ from search_spaces import AlphaEscalation, Grid, OptunaSpace
 
 from .spec import StudySpec
 
-LINEAR_MS_PER_LAYER_STEP = 0.22
-LINEAR_MS_OVERHEAD_STEP = 0.4
-CONV_STEPS_PER_S = {"cpu": 12.0, "gpu": 164.0}
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "digits": 1_438}
+
+
+@dataclass(frozen=True)
+class StepRates:
+    """Linear GD: ms per step = overhead + per_layer * N; conv AE: optimiser steps per second."""
+
+    linear_ms_overhead: float = 0.4
+    linear_ms_per_layer: float = 0.22
+    conv_steps_per_s_cpu: float = 3.0
+    conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (issue 6's table)
+
+    def seconds_per_step(self, config: RunConfig, device: str = "cpu") -> float:
+        if config.architecture == "linear":
+            layers = config.depth if config.bottleneck == "linear_net" else 0
+            return (self.linear_ms_overhead + self.linear_ms_per_layer * layers) / 1000
+        rate = self.conv_steps_per_s_gpu if device == "gpu" else self.conv_steps_per_s_cpu
+        return 1.0 / rate
+
+
+MEASURED = StepRates()
 
 
 @dataclass(frozen=True)
@@ -38,13 +55,6 @@ def steps_per_run(config: RunConfig) -> int:
     return config.epochs * math.ceil(n / config.batch_size)
 
 
-def seconds_per_step(config: RunConfig, device: str) -> float:
-    if config.architecture == "linear":
-        layers = config.depth if config.bottleneck == "linear_net" else 0
-        return (LINEAR_MS_OVERHEAD_STEP + LINEAR_MS_PER_LAYER_STEP * layers) / 1000
-    return 1.0 / CONV_STEPS_PER_S[device]
-
-
 def trial_configs(spec: StudySpec) -> list[RunConfig]:
     """Every trial config the plan can produce (an escalation: every rung up to max_alpha)."""
     plan = spec.plan
@@ -59,10 +69,12 @@ def trial_configs(spec: StudySpec) -> list[RunConfig]:
     return [spec.run_config(v, s) for v in variants for s in spec.seeds]
 
 
-def estimate(spec: StudySpec) -> Estimate:
+def estimate(spec: StudySpec, rates: StepRates = MEASURED) -> Estimate:
     configs = trial_configs(spec)
     steps = sum(steps_per_run(c) for c in configs)
-    cpu = sum(steps_per_run(c) * seconds_per_step(c, "cpu") for c in configs) / 3600
+    cpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "cpu") for c in configs) / 3600
     linear = all(c.architecture == "linear" for c in configs)
-    gpu = None if linear else sum(steps_per_run(c) * seconds_per_step(c, "gpu") for c in configs)
+    gpu = None
+    if not linear:
+        gpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "gpu") for c in configs)
     return Estimate(len(configs), steps, cpu, None if gpu is None else gpu / 3600)

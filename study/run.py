@@ -131,10 +131,11 @@ def check_data(spec: StudySpec) -> None:
     """
     from rankae.data import DataNotFoundError, load_images
 
-    if spec.base.dataset == "synthetic":
+    dataset = spec.overrides.get("dataset", spec.base.dataset)
+    if dataset == "synthetic":
         return
     try:
-        load_images(spec.base.dataset, "test", spec.base.data_root, limit=1)
+        load_images(dataset, "test", spec.overrides.get("data_root", spec.base.data_root), limit=1)
     except DataNotFoundError as err:
         raise UsageError(str(err).replace("\n", " ")) from None
 
@@ -402,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(describe_plan(spec))
             return 0
-        from .tracking import check_tracking_uri, default_tracking_uri
+        from .store import check_tracking_uri, default_tracking_uri
 
         options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
         check_tracking_uri(options["mlflow_uri"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +25,6 @@ from trainables.autoencoder import ARTIFACT_DIR
 
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
-
-
-def default_tracking_uri() -> str:
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -196,9 +191,6 @@ class MlflowTracker(tune.Callback):
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")
             self.client.log_artifact(run_id, str(path))
-        import matplotlib.pyplot as plt
-
-        plt.close(figure)
 
     # -- study level -------------------------------------------------------------------
     def log_study_summary(self, metrics: dict[str, float], table_markdown: str) -> None:
@@ -233,26 +225,3 @@ class MlflowTracker(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.client = MlflowClient(self.tracking_uri)
-
-
-def check_tracking_uri(uri: str) -> None:
-    """Fail fast (ValueError, one line) when the tracking store cannot be reached."""
-    if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            raise ValueError(f"--mlflow-uri {uri!r}: folder {folder} does not exist")
-        return
-    if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        try:
-            MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as err:  # any transport or server error means unusable
-            raise ValueError(
-                f"--mlflow-uri {uri!r} is unreachable ({type(err).__name__}); "
-                f"start the server or pass a sqlite:/// URI"
-            ) from None
-        return
-    if uri.startswith("file:") or "://" not in uri:
-        return
-    raise ValueError(f"--mlflow-uri {uri!r}: scheme not supported (sqlite:///, http(s)://, file:)")

@@ -13,7 +13,7 @@ from study.run import main
 
 SETTINGS = (
     "n_train=128", "n_eval=64", "epochs=3", "force_switch_epoch=2",
-    "classifier_epochs=5", "fid_samples=24", "fid_reference=32",
+    "classifier_labels=40", "classifier_epochs=5", "fid_samples=24", "fid_reference=32",
 )  # fmt: skip
 SMALL = [arg for setting in SETTINGS for arg in ("--set", setting)]
 

@@ -17,6 +17,19 @@ from rankae.records import EpochRecord
 from rankae.vectorized import VectorizedTrainer
 
 RTOL = 1e-10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: at these sizes OpenMP threads only add overhead, and on a shared
+    2-core machine they oversubscribe it (this file took 5 min with 2 threads at load 10,
+    under 1 min with 1). Vectorised and separate runs share the setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # Adam moves every What entry by ~lr per step whatever its scale, so W_i = alpha * What jumps
 # by ~alpha * lr / N: at this alpha W_e overflows and the loss is NaN within the first epoch.
 ADAM_DIVERGES = 1e150
