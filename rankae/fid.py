@@ -27,7 +27,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,9 @@ class Stats:
     mu: np.ndarray  # (2048,) float64
     sigma: np.ndarray  # (2048, 2048) float64
     n: int
+    # sigma = factor.T @ factor when kept (centred features / sqrt(n - 1)); lets FID work in
+    # n x n instead of 2048 x 2048 when a set has fewer images than feature dimensions
+    factor: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -116,26 +119,37 @@ def feature_statistics(features: np.ndarray) -> Stats:
     feats = np.asarray(features, dtype=np.float64)
     if feats.ndim != 2 or feats.shape[0] < 2:
         raise ValueError(f"features of shape {feats.shape} are invalid: need (n >= 2, dim)")
-    return Stats(mu=feats.mean(axis=0), sigma=np.cov(feats, rowvar=False), n=feats.shape[0])
+    n = feats.shape[0]
+    mu = feats.mean(axis=0)
+    factor = (feats - mu) / np.sqrt(n - 1) if n <= feats.shape[1] else None
+    return Stats(mu=mu, sigma=np.cov(feats, rowvar=False), n=n, factor=factor)
 
 
-def frechet_distance(stats_a: Stats, stats_b: Stats) -> float:
-    """d^2 = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2).
+def frechet_distance(stats_a: Stats, stats_b: Stats, device: torch.device | str = "cpu") -> float:
+    """d^2 = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^1/2), as pytorch-fid defines it.
 
-    The same quantity as pytorch-fid's `calculate_frechet_distance` (tested to agree), but
-    computed from two symmetric eigendecompositions instead of scipy's general `sqrtm` of
-    the non-symmetric S_a S_b: ~10x faster at 2048 dimensions (seconds, not a minute of
-    CPU per FID), and exact for the PSD covariances FID is defined on (tiny negative
-    eigenvalues from round-off are clipped to zero). Only comparable at equal sample counts.
+    tr((S_a S_b)^1/2) is the sum of square roots of the eigenvalues of S_a S_b, which are
+    those of a symmetric PSD matrix: F S_b F^T (n x n) when S_a = F^T F is known from fewer
+    than 2048 images, else S_a^1/2 S_b S_a^1/2 (2048 x 2048). Exact (tested against
+    pytorch-fid's `calculate_frechet_distance`), but symmetric eigendecompositions in torch
+    replace scipy's general `sqrtm`: milliseconds for smoke-size sets on a CPU, and fast on a
+    GPU for the paper's 10,000 samples. Tiny negative eigenvalues (round-off) count as zero.
+    Only comparable between sets of equal sample counts.
     """
-    from scipy.linalg import eigh
-
+    if stats_a.factor is None and stats_b.factor is not None:
+        stats_a, stats_b = stats_b, stats_a
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
+    sigma_a, sigma_b = as_tensor(stats_a.sigma), as_tensor(stats_b.sigma)
+    if stats_a.factor is not None:
+        factor = as_tensor(stats_a.factor)
+        middle = factor @ sigma_b @ factor.T
+    else:
+        values, vectors = torch.linalg.eigh(sigma_a)
+        root = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+        middle = root @ sigma_b @ root
+    cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
     mean_gap = float(np.sum((stats_a.mu - stats_b.mu) ** 2))
-    values, vectors = eigh(stats_a.sigma)
-    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
-    middle = root_a @ stats_b.sigma @ root_a
-    cross = np.sqrt(np.clip(eigh(middle, eigvals_only=True), 0, None)).sum()
-    return mean_gap + float(np.trace(stats_a.sigma) + np.trace(stats_b.sigma) - 2 * cross)
+    return mean_gap + float(sigma_a.trace() + sigma_b.trace() - 2 * cross)
 
 
 def images_sha256(images: torch.Tensor) -> str:
@@ -201,4 +215,5 @@ def fid_against(
     samples: torch.Tensor, ref_stats: Stats, extractor: InceptionFeatureExtractor
 ) -> float:
     """FID of samples against reference statistics (compare only at equal len(samples))."""
-    return frechet_distance(feature_statistics(extractor.features(samples)), ref_stats)
+    samples_stats = feature_statistics(extractor.features(samples))
+    return frechet_distance(samples_stats, ref_stats, extractor.device)

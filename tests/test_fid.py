@@ -7,6 +7,7 @@ orders of magnitude rather than the paper's values.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 import zipfile
@@ -224,12 +225,15 @@ def test_equals_pytorch_fids_own_computation_on_the_same_features(features, fids
             a.mean(axis=0), np.cov(a, rowvar=False), b.mean(axis=0), np.cov(b, rowvar=False)
         )
     assert fids["test"] == pytest.approx(expected, rel=1e-5)
+    # the full-rank path (2048 x 2048, used for sets of more than 2048 images) agrees too
+    full = [dataclasses.replace(feature_statistics(f), factor=None) for f in (a, b)]
+    assert frechet_distance(*full) == pytest.approx(expected, rel=1e-5)
 
 
 def test_fid_against_extracts_the_samples_features(extractor, image_sets, features, monkeypatch):
     reference = feature_statistics(features["train"])
     seen = []
-    monkeypatch.setattr(fid_module, "frechet_distance", lambda a, b: seen.append((a, b)) or 1.5)
+    monkeypatch.setattr(fid_module, "frechet_distance", lambda a, b, *_: seen.append((a, b)) or 1.5)
     assert fid_against(image_sets["test"], reference, extractor) == 1.5
     ((samples_stats, ref_stats),) = seen
     assert ref_stats is reference
