@@ -1,7 +1,7 @@
 """Time one trial's FID: Inception features of n decoded samples + the distance to cached stats.
 
-    python benchmarks/fid_timing.py --samples 48            # CPU, smoke size (~20 s)
-    python benchmarks/fid_timing.py --samples 10000         # GPU, the paper's size (issue 4: < 10 s)
+    python benchmarks/fid_timing.py --samples 48        # CPU, smoke size (~20 s)
+    python benchmarks/fid_timing.py --samples 10000     # GPU, the paper's size (target < 10 s)
 
 Reference statistics are computed first (and cached, as in a study) and not timed; the timed
 part is what every trial pays: features of its samples and the Frechet distance.
