@@ -244,7 +244,72 @@ def partner_studies(study: str, available: list[str]) -> list[str]:
     return [name for name in available if name.startswith(prefix) and name != study]
 
 
-SETTINGS = ("dataset", "latent_dim", "epochs", "n_train", "classifier_labels", "rank_threshold")
+PRECISION_METRICS = ("latent_rank", "we_rank", "loss")
+
+
+def dtype_pairs(
+    trials: pd.DataFrame,
+    reference: str = "float64",
+    other: str = "float32",
+    metrics: tuple[str, ...] = PRECISION_METRICS,
+) -> pd.DataFrame:
+    """One row per configuration and seed run in both dtypes: each metric in both, and the
+    difference `other - reference` (`<metric>_diff`). Runs of only one dtype are left out.
+
+    `trials` holds both dtypes (a `dtype` column, as `analysis.load` gives), e.g. two
+    invocations of a study loaded with `invocation="all"`. A configuration and seed run
+    twice in one dtype is an error: which of the two to pair would be a guess.
+    """
+    keys = [*CONFIG, "seed"]
+    sides = []
+    for dtype in (reference, other):
+        side = trials[trials["dtype"] == dtype]
+        if side.duplicated(keys).any():
+            raise ValueError(f"a configuration and seed was run more than once in {dtype}")
+        columns = {m: f"{m}_{dtype}" for m in (*metrics, "diverged")}
+        sides.append(side[[*keys, *columns]].rename(columns=columns))
+    pairs = sides[0].merge(sides[1], on=keys)  # NaN keys (vanilla's depth) pair with NaN
+    for metric in metrics:
+        pairs[f"{metric}_diff"] = pairs[f"{metric}_{other}"] - pairs[f"{metric}_{reference}"]
+    return order_configs(pairs).reset_index(drop=True)
+
+
+def dtype_comparison(
+    trials: pd.DataFrame,
+    reference: str = "float64",
+    other: str = "float32",
+    metrics: tuple[str, ...] = PRECISION_METRICS,
+) -> pd.DataFrame:
+    """Per configuration: seeds paired, how many diverged in either dtype, and for each
+    metric mean and sd over seeds in both dtypes and of the paired difference; for ranks,
+    also in how many seeds the two dtypes found a different rank (`<rank>_changed`).
+    """
+    pairs = dtype_pairs(trials, reference, other, metrics)
+    rows = []
+    for values, group in pairs.groupby(list(CONFIG), sort=False, dropna=False):
+        row = dict(zip(CONFIG, values, strict=True))
+        row["seeds"] = len(group)
+        row["diverged"] = int((group[f"diverged_{reference}"] | group[f"diverged_{other}"]).sum())
+        for metric in metrics:
+            for column in (f"{metric}_{reference}", f"{metric}_{other}", f"{metric}_diff"):
+                row[f"{column}_mean"] = group[column].mean()
+                row[f"{column}_sd"] = group[column].std(ddof=1)
+            if metric.endswith("_rank"):
+                changed = group[f"{metric}_diff"].fillna(0) != 0
+                row[f"{metric}_changed"] = int(changed.sum())
+        rows.append(row)
+    return pd.DataFrame(rows).astype({"depth": "Int64", "k": "Int64"})
+
+
+SETTINGS = (
+    "dataset",
+    "latent_dim",
+    "epochs",
+    "n_train",
+    "classifier_labels",
+    "rank_threshold",
+    "dtype",
+)
 
 
 def setting_differences(trials: pd.DataFrame) -> list[str]:

@@ -45,6 +45,7 @@ PARAM_COLUMNS = (
     "two_stage",
     "synth_rank",
     "classifier_labels",
+    "dtype",
 )
 METHOD_ORDER = ("vanilla", "explicit", *INITS)
 PARAM_INTEGERS = ("latent_dim", "epochs", "n_train", "synth_rank", "classifier_labels")

@@ -89,6 +89,10 @@ class Trainer:
         self.data = (data or load_run_data(config)).to(self.device, self.dtype)
         input_dim = self.data.train.images.shape[-1]
         self.model: Autoencoder = build_autoencoder(config, input_dim=input_dim).to(self.device)
+        if self.device.type == "cpu" and self.data.train.images.dim() == 4:
+            # ATen's CPU convolutions (the only ones for float64) run ~1.6x faster with
+            # channels-last weights, equal to rounding (docs/benchmarks.md)
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = self._make_optimizer()
         self.order = torch.Generator().manual_seed(config.seed)
         self.epoch = 0

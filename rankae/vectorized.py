@@ -48,6 +48,7 @@ from .records import EpochRecord
 
 MEMBER_FIELDS = ("seed", "alpha", "init_scale")  # the only config values members may differ in
 GRAPH_WARMUP_STEPS = 3  # eager steps (on a side stream) before a CUDA graph is captured
+MEMORY_HEADROOM = 0.8  # share of a trial's GPU memory that a stack may plan to fill
 
 
 class VectorizedTrainer:
@@ -111,9 +112,7 @@ class VectorizedTrainer:
             self._hat_names = tuple(
                 f"bottleneck.{name}" for name, _ in self._skeleton.bottleneck.named_parameters()
             )
-        params, _ = stack_module_state([member.model for member in self.members])
-        alphas = torch.tensor([c.alpha for c in self.configs], dtype=self.dtype, device=self.device)
-        self._install(params, alphas)
+        self._stack(self.rows)
 
     # ----------------------------------------------------------------------------------
     @property
@@ -150,6 +149,21 @@ class VectorizedTrainer:
             self._export_optimizer(k, row)
         return self.members[k].state_dict()
 
+    def load_member_states(self, states: Sequence[dict]) -> None:
+        """Continue from `member_state(k)` checkpoints, one per member in config order.
+
+        Members still in stage 1 and not diverged are stacked again with their optimiser
+        state; members in stage 2 train on alone, as they did before the checkpoint.
+        """
+        if len(states) != len(self.members):
+            raise ValueError(f"{len(states)} member states for {len(self.members)} members")
+        for member, state in zip(self.members, states, strict=True):
+            member.load_state_dict(state)
+        self.rows = [k for k, m in enumerate(self.members) if m.stage == 1 and not m.diverged]
+        self.detached = [k for k, m in enumerate(self.members) if m.stage == 2]
+        if self.rows:
+            self._stack(self.rows)
+
     def member_trainer(self, k: int) -> Trainer:
         """A separate `Trainer` holding member k's state; training it leaves this one alone."""
         trainer = Trainer(self.configs[k], self.device, self.data)
@@ -157,6 +171,27 @@ class VectorizedTrainer:
         return trainer
 
     # ----------------------------------------------------------------------------------
+    def _stack(self, rows: list[int]) -> None:
+        """Stack members `rows`' parameters and their optimisers' state (empty when fresh)."""
+        models = [self.members[k].model for k in rows]
+        params, _ = stack_module_state(models)
+        alphas = [self.configs[k].alpha for k in rows]
+        self._install(params, torch.tensor(alphas, dtype=self.dtype, device=self.device))
+        capturable = self._optimizer_defaults.get("capturable", False)
+        for name, stacked in params.items():
+            states = [
+                self.members[k].optimizer.state.get(dict(m.named_parameters())[name], {})
+                for k, m in zip(rows, models, strict=True)
+            ]
+            if not states[0]:
+                continue
+            self.optimizer.state[stacked] = {
+                key: torch.stack([state[key] for state in states])
+                if _per_member(value, stacked[0])
+                else value.to(self.device if capturable else value.device, copy=True)
+                for key, value in states[0].items()
+            }
+
     def _install(self, params: dict[str, torch.Tensor], alphas: torch.Tensor) -> None:
         """Make `params` the stack, with a fresh optimiser (and no captured graph) over it."""
         self.params, self.alphas = params, alphas
@@ -325,3 +360,54 @@ def _check_members_agree(configs: list[RunConfig]) -> None:
                 f"config {i} differs from config 0 in {', '.join(differ)}; vectorised members "
                 f"may differ only in {', '.join(MEMBER_FIELDS)}: train the others separately"
             )
+
+
+# -- how many members fit on a GPU --------------------------------------------------------
+def members_that_fit(fixed_bytes: int, per_member_bytes: int, budget_bytes: int) -> int:
+    """The largest K with fixed + K x per_member <= budget; at least 1 (one member always runs)."""
+    if per_member_bytes <= 0:
+        raise ValueError(f"per_member_bytes={per_member_bytes} must be > 0")
+    return max(1, (budget_bytes - fixed_bytes) // per_member_bytes)
+
+
+def measure_member_bytes(
+    config: RunConfig, device: torch.device, steps: int = 2
+) -> tuple[int, int]:
+    """Peak CUDA memory of stacks of one and of two members: (fixed bytes, bytes per member).
+
+    Each stack takes `steps` real optimiser steps on random batches, so activations, gradients
+    and optimiser moments are all counted; the data on the device is in the fixed part.
+    """
+    if device.type != "cuda":
+        raise ConfigError(f"measuring member memory needs a CUDA device, got {device.type!r}")
+    data = load_run_data(config)
+    peaks = []
+    for size in (1, 2):
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        stack = VectorizedTrainer(
+            [config.replace(seed=config.seed + i) for i in range(size)], device, data
+        )
+        n = len(stack.data.train)
+        for _ in range(steps):
+            idx = None
+            if config.optimizer != "gd":
+                idx = torch.randint(n, (size, min(config.batch_size, n)), device=device)
+            stack._step(idx)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - start)
+        del stack
+    per_member = max(peaks[1] - peaks[0], 1)
+    return max(peaks[0] - per_member, 0), per_member
+
+
+def group_size_for_gpu(
+    config: RunConfig, members: int, gpu_share: float, device: torch.device
+) -> int:
+    """How many of `members` seeds one trial stacks on its `gpu_share` of this GPU's memory."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    budget = int(MEMORY_HEADROOM * min(gpu_share, 1.0) * total)
+    fixed, per_member = measure_member_bytes(config, device)
+    return min(members, members_that_fit(fixed, per_member, budget))

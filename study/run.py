@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
     p.add_argument("--cpus-per-trial", type=float)
     p.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on one GPU")
+    p.add_argument("--seeds-per-trial", metavar="K|auto",
+                   help="seeds trained side by side in one trial (default auto: 1 on CPU, "
+                   "as many as fit in a GPU trial's memory)")  # fmt: skip
     p.add_argument("--max-concurrent", type=int, default=0, help="0: as resources allow")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
     p.add_argument("--storage", help="Ray results location (absolute path or URI)")
@@ -86,6 +89,13 @@ def resolve_spec(options: dict[str, Any]) -> StudySpec:
         spec = replace(spec, seeds=parse_seeds(options["seeds"]))
     overrides = dict(parse_override(item) for item in options.get("set", []))
     spec = spec.with_overrides(overrides)
+    per_trial = options.get("seeds_per_trial")
+    if per_trial not in (None, "auto"):
+        if not str(per_trial).isdigit() or int(per_trial) < 1:
+            raise UsageError(
+                f"--seeds-per-trial {per_trial!r} is invalid: use an integer >= 1 or auto"
+            )
+        spec = replace(spec, seeds_per_trial=int(per_trial))
     gpus = options.get("gpus_per_trial")
     cpus = options.get("cpus_per_trial")
     if cpus is not None:
@@ -160,7 +170,23 @@ def describe_plan(spec: StudySpec) -> str:
     )
     if spec.overrides:
         lines.append(f"--set overrides: {spec.overrides}")
+    lines += plan_lines(spec)
     plan = spec.plan
+    if not isinstance(plan, OptunaSpace):
+        per_trial = spec.seeds_per_trial or "auto (1 on CPU; on a GPU, as many as fit)"
+        lines.append(f"seeds per trial: {per_trial}")
+    cost = estimate(spec)
+    gpu = "n/a (CPU is as fast)" if cost.gpu_hours is None else f"{cost.gpu_hours:.2f} GPU-h"
+    lines.append(
+        f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} trials, "
+        f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h, {gpu}"
+    )
+    return "\n".join(lines)
+
+
+def plan_lines(spec: StudySpec) -> list[str]:
+    """The plan in words: its first line sums it up (an MLflow param of the study run)."""
+    lines, plan = [], spec.plan
     if isinstance(plan, Grid):
         lines.append(f"grid: {len(plan.variants)} configs x {len(spec.seeds)} seeds")
         lines += [f"  {variant}" for variant in plan.variants]
@@ -175,13 +201,7 @@ def describe_plan(spec: StudySpec) -> str:
             f"optuna: {plan.num_samples} trials over {plan.bottlenecks} "
             f"{plan.conditional}, {plan.mode} {plan.metric}"
         )
-    cost = estimate(spec)
-    gpu = "n/a (CPU is as fast)" if cost.gpu_hours is None else f"{cost.gpu_hours:.2f} GPU-h"
-    lines.append(
-        f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} trials, "
-        f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h, {gpu}"
-    )
-    return "\n".join(lines)
+    return lines
 
 
 # -- running ----------------------------------------------------------------------------
@@ -279,7 +299,8 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         run_name,
         parent_run_id=invocation["parent_run_id"],
         study_params={"study": spec.name, "smoke": options["smoke"], "seeds": spec.seeds,
-                      "plan": describe_plan(spec).split("\n")[2], **spec.overrides},
+                      "plan": plan_lines(spec)[0], "seeds_per_trial": spec.seeds_per_trial,
+                      **spec.overrides},
     )  # fmt: skip
     invocation["parent_run_id"] = tracker.parent_run_id
     save_invocation(run_name, invocation)
@@ -425,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as err:
             print(f"{parser.prog}: error: {err}", file=sys.stderr)
             return 2
-    return run_study(spec, options, invocation)
+    from .grouping import resolve_seeds_per_trial
+
+    return run_study(resolve_seeds_per_trial(spec), options, invocation)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from ray.tune.search import Searcher
 
 from search_spaces import AlphaEscalation
 
+from .members import member_results
 from .spec import StudySpec
 
 
@@ -73,12 +74,13 @@ class AlphaEscalationSearcher(PlanSearcher):
         super().__init__([c for n in plan.depths for c in self._rung(n, plan.start)])
 
     def _rung(self, depth: int, alpha: float) -> list[dict[str, Any]]:
-        return [self.spec.trial_config(self.plan.rung(depth, alpha), s) for s in self.spec.seeds]
+        rung = self.plan.rung(depth, alpha)
+        return [self.spec.trial_config(rung, seeds) for seeds in self.spec.seed_groups()]
 
     def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
         depth, alpha = config["depth"], config["alpha"]
         outcomes = self.rung_outcomes.setdefault((depth, alpha), [])
-        outcomes.append(error or trial_diverged(result))
+        outcomes.extend(error or trial_diverged(r) for r in member_results(config, result))
         if len(outcomes) < len(self.spec.seeds):
             return
         if any(outcomes):

@@ -6,11 +6,14 @@ values flow one way: CLI -> StudySpec -> plan -> trial config -> `rankae` object
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, get_type_hints
 
 from rankae.config import ConfigError, RunConfig
 from search_spaces import AlphaEscalation, Grid, OptunaSpace, Plan, Variant
+
+from .members import GROUP_SEEDS_KEY
 
 CHECKPOINT_EVERY_KEY = "checkpoint_every"  # carried in each trial config, read by the trainable
 
@@ -25,6 +28,7 @@ class StudySpec:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     checkpoint_every: int = 1  # epochs between checkpoints (1: resume loses nothing)
+    seeds_per_trial: int | None = None  # seeds trained side by side per trial; None: auto
     expected_cpu: str = "?"  # wall time of the full preset / smoke preset, as measured
     expected_gpu: str = "?"
     overrides: dict[str, Any] = field(default_factory=dict)  # the user's --set values
@@ -37,14 +41,29 @@ class StudySpec:
         values = {**self.base.to_dict(), **variant, "seed": seed, **self.overrides}
         return RunConfig.from_dict(values)
 
-    def trial_config(self, variant: Variant, seed: int) -> dict[str, Any]:
-        """What a Ray trial receives: the run config plus the study's checkpoint cadence."""
-        config = self.run_config(variant, seed).to_dict()
-        return {**config, CHECKPOINT_EVERY_KEY: self.checkpoint_every}
+    def seed_groups(self) -> list[tuple[int, ...]]:
+        """The seeds split into trials of `seeds_per_trial` (one each until it is resolved)."""
+        size = self.seeds_per_trial or 1
+        return [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
+
+    def trial_config(self, variant: Variant, seeds: int | Sequence[int]) -> dict[str, Any]:
+        """What a Ray trial receives: the run config plus the study's checkpoint cadence.
+
+        Several seeds make a vectorised group: the config carries the first seed and the
+        whole list under `group_seeds` (see `study.members`).
+        """
+        seeds = (seeds,) if isinstance(seeds, int) else tuple(seeds)
+        config = {
+            **self.run_config(variant, seeds[0]).to_dict(),
+            CHECKPOINT_EVERY_KEY: self.checkpoint_every,
+        }
+        if len(seeds) > 1:
+            config[GROUP_SEEDS_KEY] = list(seeds)
+        return config
 
     def grid_configs(self) -> list[dict[str, Any]]:
         """Every trial of a grid plan, seed-major so each config's seeds start together."""
-        return [self.trial_config(v, s) for v in self.plan.variants for s in self.seeds]
+        return [self.trial_config(v, g) for v in self.plan.variants for g in self.seed_groups()]
 
     def validate(self) -> StudySpec:
         """Build every config the plan could produce once, so bad values fail before Ray starts."""
@@ -63,6 +82,9 @@ class StudySpec:
         for seed in self.seeds:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise ConfigError(f"seed={seed!r} is invalid: seeds must be integers >= 0")
+        size = self.seeds_per_trial
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ConfigError(f"seeds_per_trial={size!r} is invalid: use an integer >= 1 or auto")
         return self
 
 

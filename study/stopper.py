@@ -13,6 +13,8 @@ from ray import tune
 
 from rankae.records import is_diverged
 
+from .members import MEMBERS_KEY
+
 
 class DivergenceStopper(tune.Stopper):
     """NaN/inf loss, or loss above `factor` times the trial's first reported loss."""
@@ -24,6 +26,8 @@ class DivergenceStopper(tune.Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if "loss" not in result:
             return False
+        if MEMBERS_KEY in result:  # a vectorised group: members judge their own divergence
+            return bool(result.get("diverged"))
         loss = float(result["loss"])
         first = self.first_loss.setdefault(trial_id, loss)
         return bool(result.get("diverged")) or is_diverged(loss, first, self.factor)

@@ -6,32 +6,41 @@ from typing import Any
 
 import pandas as pd
 
+from .members import member_configs, member_results, method_of
+
 CONFIG_KEYS = ("method", "depth", "alpha", "k")
 SUMMARISED = ("latent_rank", "we_rank", "switch_k", "loss", "acc_best", "acc_selected", "fid")
 
 
 def trial_rows(trials: list[tuple[dict[str, Any], dict[str, Any] | None, bool]]) -> pd.DataFrame:
-    """(config, last result, errored) per trial -> one tidy row per trial."""
-    rows = []
-    for config, result, errored in trials:
-        result = result or {}
-        method = config["init"] if config["bottleneck"] == "linear_net" else config["bottleneck"]
-        row = {
-            "method": method,
-            "depth": config["depth"] if config["bottleneck"] == "linear_net" else None,
-            "alpha": config["alpha"] if config["bottleneck"] == "linear_net" else None,
-            "k": config["k"] if config["bottleneck"] == "explicit" else None,
-            "seed": config["seed"],
-            "diverged": bool(result.get("diverged", False)),
-            "errored": errored,
-            "epochs": result.get("epoch"),
-        }
-        row.update({key: result.get(key) for key in SUMMARISED})
-        rows.append(row)
+    """(config, last result, errored) per trial -> one tidy row per run (a group: per seed)."""
+    rows = [
+        _run_row(config, result or {}, errored)
+        for group_config, group_result, errored in trials
+        for config, result in zip(
+            member_configs(group_config), member_results(group_config, group_result), strict=True
+        )
+    ]
     frame = pd.DataFrame(rows)
     for column in ("depth", "k", "epochs"):
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def _run_row(config: dict[str, Any], result: dict[str, Any], errored: bool) -> dict[str, Any]:
+    linear_net = config["bottleneck"] == "linear_net"
+    row = {
+        "method": method_of(config),
+        "depth": config["depth"] if linear_net else None,
+        "alpha": config["alpha"] if linear_net else None,
+        "k": config["k"] if config["bottleneck"] == "explicit" else None,
+        "seed": config["seed"],
+        "diverged": bool(result.get("diverged", False)),
+        "errored": errored,
+        "epochs": result.get("epoch"),
+    }
+    row.update({key: result.get(key) for key in SUMMARISED})
+    return row
 
 
 def _mean_sd(values: pd.Series) -> str:

@@ -1,5 +1,8 @@
 """MLflow tracking from the Ray driver: a parent run per study invocation, a run per trial.
 
+A vectorised group trial (several seeds side by side) gets one run per seed, each with its
+own metrics, tags and artifacts, exactly as if the seeds had been separate trials.
+
 Runs are written with `MlflowClient` and explicit run ids (no fluent global state), from
 the driver only, so trials stopped early never leave a run RUNNING: `close()` ends every
 open run (KILLED on interrupt). On `--resume` the callback finds each trial's existing run
@@ -23,6 +26,8 @@ from ray import tune
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, RECOVERY_METRICS, SWITCH_METRICS
 from trainables.autoencoder import ARTIFACT_DIR
 
+from .members import GROUP_SEEDS_KEY, member_configs, member_results, member_seeds, method_of
+
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
 
@@ -39,10 +44,7 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
 
 
 def run_name(config: dict[str, Any]) -> str:
-    method = (
-        config.get("init") if config.get("bottleneck") == "linear_net" else config["bottleneck"]
-    )
-    parts = [method]
+    parts = [method_of(config)]
     if config.get("bottleneck") == "linear_net":
         parts += [f"N{config['depth']}", f"a{config['alpha']:g}"]
     if config.get("bottleneck") == "explicit":
@@ -77,22 +79,28 @@ class MlflowTracker(tune.Callback):
         else:
             self.client.update_run(parent_run_id, status="RUNNING")
         self.parent_run_id = parent_run_id
-        self.runs: dict[str, str] = {}  # trial_id -> run_id
+        self.runs: dict[tuple[str, int], str] = {}  # (trial_id, seed) -> run_id
         self.last_epoch: dict[str, int] = {}  # run_id -> last epoch logged
         self.finished_before: set[str] = set()
 
-    # -- runs --------------------------------------------------------------------------
-    def _run_for(self, trial: Any) -> str:
-        if trial.trial_id in self.runs:
-            return self.runs[trial.trial_id]
+    # -- runs: one per trial, or one per member of a vectorised group --------------------
+    def _runs_for(self, trial: Any) -> list[str]:
+        """The MLflow run of each of the trial's members (config order), found or created."""
+        group = dict(trial.config)
+        return [self._run_for(trial.trial_id, config, group) for config in member_configs(group)]
+
+    def _run_for(self, trial_id: str, config: dict[str, Any], group: dict[str, Any]) -> str:
+        key = (trial_id, config["seed"])
+        if key in self.runs:
+            return self.runs[key]
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.trial_id = '{trial.trial_id}' "
+            filter_string=f"tags.trial_id = '{trial_id}' and tags.seed = '{config['seed']}' "
             f"and tags.invocation = '{self.invocation}'",
-        ) or self._orphan_with_same_config(dict(trial.config))
+        ) or self._orphan_with_same_config(config)
         if found:
             run_id = found[0].info.run_id
-            self.client.set_tag(run_id, "trial_id", trial.trial_id)
+            self.client.set_tag(run_id, "trial_id", trial_id)
             if found[0].info.status == "FINISHED":
                 # finished before the driver died, but Ray's last snapshot missed it
                 self.finished_before.add(run_id)
@@ -101,25 +109,25 @@ class MlflowTracker(tune.Callback):
             history = self.client.get_metric_history(run_id, "epoch")
             self.last_epoch[run_id] = int(max((m.value for m in history), default=0))
         else:
-            config = dict(trial.config)
             tags = {
                 "mlflow.parentRunId": self.parent_run_id,
                 "study": self.study,
                 "invocation": self.invocation,
-                "trial_id": trial.trial_id,
+                "trial_id": trial_id,
                 "role": "trial",
                 "diverged": "false",
+                "method": method_of(config),
                 **{k: str(config.get(k)) for k in TRIAL_TAGS if k in config},
             }
-            if "method" not in config:
-                tags["method"] = run_name(config).split("-")[0]
+            if GROUP_SEEDS_KEY in group:
+                tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in group[GROUP_SEEDS_KEY])
             run = self.client.create_run(self.experiment_id, run_name=run_name(config), tags=tags)
             run_id = run.info.run_id
             params = [Param(k, str(v)) for k, v in sorted(config.items())]
             for start in range(0, len(params), 100):
                 self.client.log_batch(run_id, params=params[start : start + 100])
             self.last_epoch[run_id] = 0
-        self.runs[trial.trial_id] = run_id
+        self.runs[key] = run_id
         return run_id
 
     def _orphan_with_same_config(self, config: dict[str, Any]) -> list:
@@ -137,16 +145,27 @@ class MlflowTracker(tune.Callback):
         params = {k: str(v) for k, v in config.items()}
         return [r for r in candidates if r.info.run_id not in live and r.data.params == params]
 
+    def _forget(self, trial: Any) -> None:
+        for seed in member_seeds(dict(trial.config)):
+            self.runs.pop((trial.trial_id, seed), None)
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._run_for(trial)
+        self._runs_for(trial)
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info
     ) -> None:
-        run_id = self._run_for(trial)
+        run_ids = self._runs_for(trial)
+        for run_id, metrics in zip(
+            run_ids, member_results(dict(trial.config), result), strict=True
+        ):
+            if metrics is not None:
+                self._log_metrics(run_id, metrics)
+
+    def _log_metrics(self, run_id: str, result: dict[str, Any]) -> None:
         epoch = int(result.get("epoch", 0))
         if epoch <= self.last_epoch.get(run_id, 0):
-            return  # already logged before a restart
+            return  # already logged before a restart (or a member that stopped earlier)
         self.last_epoch[run_id] = epoch
         now = int(time.time() * 1000)
         metrics = [
@@ -161,32 +180,39 @@ class MlflowTracker(tune.Callback):
             self.client.set_tag(run_id, "diverged", "true")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        run_id = self._run_for(trial)
-        self.runs.pop(trial.trial_id, None)
-        if run_id in self.finished_before:
-            return
-        self._log_artifacts(run_id, trial)
-        self.client.set_terminated(run_id, "FINISHED")
+        run_ids = self._runs_for(trial)
+        self._forget(trial)
+        configs = member_configs(dict(trial.config))
+        grouped = GROUP_SEEDS_KEY in trial.config
+        for run_id, config in zip(run_ids, configs, strict=True):
+            if run_id in self.finished_before:
+                continue
+            subfolder = f"seed-{config['seed']}" if grouped else ""
+            self._log_artifacts(run_id, trial, config, subfolder)
+            self.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        run_id = self._run_for(trial)
-        self.client.set_tag(run_id, "error", "true")
-        self.client.set_terminated(run_id, "FAILED")
-        self.runs.pop(trial.trial_id, None)
+        run_ids = self._runs_for(trial)
+        self._forget(trial)
+        for run_id in run_ids:
+            self.client.set_tag(run_id, "error", "true")
+            self.client.set_terminated(run_id, "FAILED")
 
-    def _log_artifacts(self, run_id: str, trial: Any) -> None:
+    def _log_artifacts(
+        self, run_id: str, trial: Any, config: dict[str, Any], subfolder: str
+    ) -> None:
         checkpoint = trial.checkpoint
         if checkpoint is None:
             return
         with checkpoint.as_directory() as folder:
-            artifacts = Path(folder) / ARTIFACT_DIR
-            if not artifacts.is_dir():
+            artifacts = Path(folder) / ARTIFACT_DIR / subfolder
+            if not (artifacts / "spectra.json").is_file():
                 return
             self.client.log_artifacts(run_id, str(artifacts))
             spectra = json.loads((artifacts / "spectra.json").read_text())
         from analysis.figures import spectrum_trajectory
 
-        figure = spectrum_trajectory(spectra, title=run_name(dict(trial.config)))
+        figure = spectrum_trajectory(spectra, title=run_name(config))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")

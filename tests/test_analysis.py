@@ -23,6 +23,8 @@ from analysis import figures
 from analysis.compare import (
     TASKS,
     config_label,
+    dtype_comparison,
+    dtype_pairs,
     explicit_curve,
     explicit_optimum,
     healthy,
@@ -275,6 +277,43 @@ def test_partner_studies_share_the_dataset():
     assert partner_studies("mnist_alpha_sweep", names) == ["mnist_explicit"]
     assert partner_studies("mnist_explicit", names) == ["mnist_alpha_sweep"]
     assert partner_studies("cifar10_alpha_sweep", names) == ["cifar10_explicit"]
+
+
+def test_dtype_comparison_pairs_config_and_seed_across_dtypes():
+    columns = ["method", "depth", "alpha", "k", "seed", "dtype", "latent_rank", "we_rank", "loss"]
+    rows = [  # vanilla has no depth/alpha/k (NaN keys must still pair) and no W_e
+        ("vanilla", None, None, None, 0, "float64", 38, None, 0.0269),
+        ("vanilla", None, None, None, 0, "float32", 39, None, 0.0270),
+        ("standard", 4, 1.0, None, 0, "float64", 8, 88, 0.0312),
+        ("standard", 4, 1.0, None, 0, "float32", 8, 86, 0.0312),
+        ("standard", 4, 1.0, None, 1, "float32", 8, 90, 0.0311),  # listed before its pair
+        ("standard", 4, 1.0, None, 1, "float64", 8, 87, 0.0313),
+        ("standard", 4, 1.0, None, 2, "float32", 8, 85, 0.0310),  # no float64 run: unpaired
+        ("orthogonal", 4, 2.0, None, 0, "float64", 8, 8, 0.0348),  # no float32 run: unpaired
+    ]
+    frame = pd.DataFrame(rows, columns=columns).assign(diverged=False)
+    metrics = {"latent_rank": "float64", "we_rank": "float64"}  # as analysis.load types them
+    frame = frame.astype({"depth": "Int64", "k": "Int64", **metrics})
+    frame.loc[3, "diverged"] = True  # float32 standard N=4 seed 0
+    pairs = dtype_pairs(frame)
+    assert list(pairs["method"]) == ["vanilla", "standard", "standard"]
+    assert list(pairs["seed"]) == [0, 0, 1]
+    assert list(pairs["we_rank_float64"].iloc[1:]) == [88, 87]
+    assert list(pairs["we_rank_diff"].iloc[1:]) == [-2, 3]  # float32 - float64, same seed
+    assert pairs["latent_rank_diff"].tolist() == [1, 0, 0]
+    assert pairs["loss_diff"].iloc[0] == pytest.approx(0.0001)
+    table = dtype_comparison(frame).set_index("method")
+    standard, vanilla = table.loc["standard"], table.loc["vanilla"]
+    assert standard["seeds"] == 2 and standard["diverged"] == 1 and vanilla["diverged"] == 0
+    assert standard["we_rank_float64_mean"] == 87.5 and standard["we_rank_float32_mean"] == 88
+    assert standard["we_rank_diff_mean"] == 0.5
+    assert standard["we_rank_diff_sd"] == pytest.approx(np.std([-2, 3], ddof=1))
+    assert standard["we_rank_changed"] == 2 and standard["latent_rank_changed"] == 0
+    assert vanilla["latent_rank_changed"] == 1 and vanilla["we_rank_changed"] == 0
+    assert pd.isna(vanilla["latent_rank_diff_sd"])  # one seed: no spread
+    assert "orthogonal" not in table.index
+    with pytest.raises(ValueError, match="more than once in float32"):
+        dtype_pairs(pd.concat([frame, frame.iloc[[1]]]))
 
 
 # -- figures ------------------------------------------------------------------------------

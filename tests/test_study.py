@@ -85,6 +85,7 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
         (["linear_depth_sweep", "--storage", "/proc/rankstudy"], "is not writable"),
         (["linear_depth_sweep", "--mlflow-uri", "http://127.0.0.1:9"], "is unreachable"),
         (["linear_depth_sweep", "--resume"], "no earlier invocation"),
+        (["linear_depth_sweep", "--seeds-per-trial", "0"], "--seeds-per-trial '0' is invalid"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, capsys):

@@ -14,7 +14,12 @@ import torch
 from rankae.config import ConfigError, RunConfig, linear_synthetic
 from rankae.engine import Trainer
 from rankae.records import EpochRecord
-from rankae.vectorized import VectorizedTrainer
+from rankae.vectorized import (
+    VectorizedTrainer,
+    group_size_for_gpu,
+    measure_member_bytes,
+    members_that_fit,
+)
 
 RTOL = 1e-10
 
@@ -180,3 +185,61 @@ def test_cuda_graph_step_equals_eager_step() -> None:
             torch.testing.assert_close(
                 p, eager.member_state(k)["model"][name], rtol=1e-9, atol=1e-12
             )
+
+
+def test_restored_from_member_states_continues_like_an_uninterrupted_stack() -> None:
+    """Checkpoint after one epoch (stacked Adam moments, one member diverged), restore into
+    a fresh stack: the rest equals the uninterrupted stack."""
+    base = linear_synthetic(synth_dim=64, latent_dim=32, depth=4, alpha=2.0, optimizer="adam")
+    base = base.replace(lr=1e-3, batch_size=16, epochs=3)
+    configs = [base.replace(seed=s) for s in range(3)] + [base.replace(seed=3, alpha=ADAM_DIVERGES)]
+    uninterrupted = VectorizedTrainer(configs, device="cpu")
+    first = uninterrupted.train_one_epoch()
+    assert first[3].diverged
+    states = [uninterrupted.member_state(k) for k in range(len(configs))]
+    restored = VectorizedTrainer(configs, device="cpu")
+    restored.load_member_states(states)
+    assert restored.rows == [0, 1, 2] and restored.members[3].diverged
+    for ours, theirs in zip(restored.run(), uninterrupted.run(), strict=True):
+        for k in range(3):
+            assert_records_match([ours[k]], [theirs[k]])
+        assert ours[3] is None and theirs[3] is None
+    for k in range(len(configs)):
+        ours, theirs = restored.member_state(k), uninterrupted.member_state(k)
+        for name, reference in theirs["model"].items():
+            torch.testing.assert_close(ours["model"][name], reference, equal_nan=True)
+        assert ours["epoch"] == theirs["epoch"] and ours["diverged"] == theirs["diverged"]
+
+
+def test_restored_stage_two_member_trains_on_alone() -> None:
+    base = linear_synthetic(synth_dim=64, latent_dim=32, depth=4, alpha=2.0, epochs=3)
+    base = base.replace(two_stage=True, force_switch_epoch=1)  # switch after epoch 1
+    configs = [base.replace(seed=s) for s in (0, 1)]
+    uninterrupted = VectorizedTrainer(configs, device="cpu")
+    uninterrupted.train_one_epoch()
+    restored = VectorizedTrainer(configs, device="cpu")
+    restored.load_member_states([uninterrupted.member_state(k) for k in (0, 1)])
+    assert restored.rows == [] and restored.detached == [0, 1]
+    for ours, theirs in zip(restored.run(), uninterrupted.run(), strict=True):
+        assert_records_match(ours, theirs)
+
+
+def test_members_that_fit_the_memory_budget() -> None:
+    assert members_that_fit(fixed_bytes=100, per_member_bytes=30, budget_bytes=400) == 10
+    assert members_that_fit(fixed_bytes=100, per_member_bytes=30, budget_bytes=129) == 1
+    assert members_that_fit(fixed_bytes=500, per_member_bytes=30, budget_bytes=400) == 1
+    with pytest.raises(ValueError, match="per_member_bytes=0"):
+        members_that_fit(fixed_bytes=0, per_member_bytes=0, budget_bytes=400)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_group_size_follows_the_gpu_share() -> None:
+    config = RunConfig(dataset="digits", n_train=256, n_eval=64)
+    device = torch.device("cuda")
+    fixed, per_member = measure_member_bytes(config, device)
+    assert per_member > 0 and fixed >= 0
+    whole = group_size_for_gpu(config, 10_000, 1.0, device)
+    quarter = group_size_for_gpu(config, 10_000, 0.25, device)
+    assert 1 <= quarter < whole
+    assert group_size_for_gpu(config, 3, 1.0, device) == 3

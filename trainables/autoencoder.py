@@ -22,7 +22,7 @@ from ray import tune
 
 from rankae.config import RunConfig
 from rankae.engine import Trainer
-from rankae.records import EpochRecord
+from study.members import GROUP_SEEDS_KEY
 from study.spec import CHECKPOINT_EVERY_KEY
 
 STATE_FILE = "trainer.pt"
@@ -43,6 +43,10 @@ def split_trial_config(trial_config: dict[str, Any]) -> tuple[RunConfig, int]:
 
 
 def train_autoencoder(trial_config: dict[str, Any]) -> None:
+    if GROUP_SEEDS_KEY in trial_config:  # several seeds side by side
+        from .group import train_group
+
+        return train_group(trial_config)
     config, checkpoint_every = split_trial_config(trial_config)
     trainer = Trainer(config, device=trial_device())
     checkpoint, discarded, final = tune.get_checkpoint(), False, None
@@ -70,7 +74,8 @@ def train_autoencoder(trial_config: dict[str, Any]) -> None:
             continue
         with tempfile.TemporaryDirectory() as folder:
             if final:
-                metrics.update(write_artifacts(trainer, record, Path(folder) / ARTIFACT_DIR))
+                artifacts = Path(folder) / ARTIFACT_DIR
+                metrics.update(write_artifacts(trainer, record.metrics(), artifacts))
             torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
@@ -102,20 +107,21 @@ def inject_test_fault(epoch: int) -> None:
         raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
 
 
-def write_artifacts(trainer: Trainer, record: EpochRecord, folder: Path) -> dict[str, float]:
+def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> dict[str, float]:
     """Final artifacts: every epoch's spectra, image grids, downstream results, final metrics.
 
-    Returns the downstream metrics (empty unless `downstream` is on and the run is healthy).
+    `metrics` are the run's last epoch metrics. Returns the downstream metrics (empty unless
+    `downstream` is on and the run is healthy).
     """
     folder.mkdir(parents=True, exist_ok=True)
     downstream: dict[str, float] = {}
-    if trainer.config.architecture != "linear" and not record.diverged:
+    if trainer.config.architecture != "linear" and not metrics["diverged"]:
         from rankae.evaluate import evaluate_downstream, save_reconstructions
 
         save_reconstructions(trainer, folder / "reconstructions.png")
         if trainer.config.downstream:
             downstream = evaluate_downstream(trainer, folder)
     (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
-    final = {**record.metrics(), **downstream}
+    final = {**metrics, **downstream}
     (folder / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True))
     return downstream
