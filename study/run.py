@@ -30,12 +30,23 @@ from rankae.config import ConfigError
 from search_spaces import AlphaEscalation, Grid, OptunaSpace
 
 from .cost import estimate
+from .members import GROUP_SEEDS_KEY
 from .spec import StudySpec, parse_override
 from .studies import load, names
 from .table import escalation_summary, summary_table, trial_rows
 
 STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
-PROGRESS_METRICS = ["epoch", "loss", "we_rank", "latent_rank", "stage", "diverged"]
+# a vectorised group shows its seeds, its members' mean loss and how many of them diverged
+PROGRESS_METRICS = [
+    "epoch",
+    "loss",
+    "we_rank",
+    "latent_rank",
+    "stage",
+    "diverged",
+    "members_diverged",
+]
+PROGRESS_PARAMS = ["bottleneck", "init", "depth", "alpha", "k", "seed", GROUP_SEEDS_KEY]
 
 
 class UsageError(Exception):
@@ -333,7 +344,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     progress_reporter=tune.CLIReporter(
                         metric_columns=PROGRESS_METRICS,
-                        parameter_columns=["bottleneck", "init", "depth", "alpha", "k", "seed"],
+                        parameter_columns=PROGRESS_PARAMS,
                         max_report_frequency=30,
                     ),
                     verbose=1,
@@ -380,7 +391,12 @@ def report(spec: StudySpec, trials: list, tracker: Any) -> int:
     rows = trial_rows(trials)
     table = summary_table(rows)
     text = table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string()
-    print(f"\n== {spec.name}: {len(rows)} trials ==")
+    grouped = (
+        f" in {len(trials)} trials of up to {spec.seeds_per_trial} seeds"
+        if (len(rows) > len(trials))
+        else ""
+    )
+    print(f"\n== {spec.name}: {len(rows)} runs{grouped} ==")
     print(table.to_string(index=False))
     summary: dict[str, float] = {"trials": len(rows), "diverged": int(rows["diverged"].sum())}
     if isinstance(spec.plan, AlphaEscalation):
