@@ -36,6 +36,7 @@ from .studies import load, names
 from .table import escalation_summary, summary_table, trial_rows
 
 STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
+LOCAL_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # a vectorised group shows its seeds, its members' mean loss and how many of them diverged
 PROGRESS_METRICS = [
     "epoch",
@@ -220,6 +221,12 @@ def start_ray(address: str | None, cpus_per_trial: float) -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not address:
+        # A local instance serves this machine only. With Ray's multi-node mode off (its
+        # switch has this name; it is read when ray is imported), Ray takes 127.0.0.1 as the
+        # node address, so its GCS, raylet and workers listen on loopback, not on every
+        # interface. Set the variable to 1 to let other machines reach it.
+        os.environ.setdefault(LOCAL_RAY_CLUSTER_ENV, "0")
     import ray
 
     if ray.is_initialized():  # a caller (a notebook, the tests) already started Ray

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import REPO, cli_env, run_cli, runs
+from .conftest import REPO, SLOW_LINEAR, cli_env, run_cli, runs, start_cli, wait_for
 
 TINY = ["linear_alpha_sweep", "--smoke", "--set", "epochs=2", "--set", "synth_dim=64",
         "--set", "latent_dim=32", "--set", "depth=4"]  # fmt: skip
@@ -55,3 +56,72 @@ def test_servers_the_cluster_starts_listen_on_loopback_only():
         commands = " ".join(yaml.safe_load((REPO / name).read_text())["head_start_ray_commands"])
         assert "mlflow server" in commands and "--host 127.0.0.1" in commands
         assert "--dashboard-host=127.0.0.1" in commands
+
+
+# -- sockets, as /proc shows them ---------------------------------------------------------
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+
+
+def listening_sockets() -> dict[str, str]:
+    """inode -> local address (hex, as /proc/net/tcp{,6} writes it) of every TCP listener."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                found[fields[9]] = fields[1].split(":")[0]
+    return found
+
+
+def process_tree(root: int) -> set[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except OSError:
+                continue
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return tree
+
+
+def socket_inodes(pids: set[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                target = os.readlink(fd.path)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+        except OSError:
+            continue
+    return inodes
+
+
+def test_a_local_study_listens_on_loopback_only(tmp_path):
+    """Ray's GCS, raylet and workers and the driver, while a trial trains."""
+    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    try:
+        wait_for(
+            lambda: any(
+                r.data.metrics.get("epoch", 0) >= 2 for r in runs(tmp_path, "linear_alpha_sweep")
+            ),
+            what="a training trial",
+        )
+        tree = process_tree(driver.pid)
+        listeners = listening_sockets()
+        ours = {inode: listeners[inode] for inode in socket_inodes(tree) if inode in listeners}
+        names = {(Path(f"/proc/{pid}/comm").read_text().strip()) for pid in tree
+                 if Path(f"/proc/{pid}/comm").exists()}  # fmt: skip
+        assert {"gcs_server", "raylet"} <= names
+        assert len(ours) >= 3  # the GCS, the raylet and at least one worker listen
+        assert set(ours.values()) <= LOOPBACK, ours
+    finally:
+        driver.wait(timeout=300)
+    assert driver.returncode == 0
