@@ -200,7 +200,7 @@ def _trial_row(run: Run) -> dict[str, Any]:
         "status": run.info.status,
         "method": tags.get("method"),
         "bottleneck": bottleneck,
-        "init": params.get("init") if net else None,  # vanilla/explicit carry an unused init
+        "init": params.get("init") if net else None,  # stores before 2026-11-27 log it anyway
         "depth": params.get("depth") if net else None,
         "alpha": params.get("alpha") if net else None,
         "k": params.get("k") if explicit else None,

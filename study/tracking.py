@@ -30,6 +30,9 @@ from .members import GROUP_SEEDS_KEY, member_configs, member_results, member_see
 
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
+# settings that only mean something for the N-layer sub-network, or for the explicit bottleneck
+SUBNETWORK_KEYS = frozenset({"init", "depth", "alpha", "init_scale", "depth_lr_scaling"})
+EXPLICIT_KEYS = frozenset({"k"})
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -41,6 +44,17 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         # keep artifacts beside the database, not wherever the process happens to run
         location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def run_params(config: dict[str, Any]) -> dict[str, str]:
+    """A run's MLflow params: its config, less the settings of a bottleneck it does not have
+    (a vanilla run has no depth or alpha to show)."""
+    unused = set()
+    if config.get("bottleneck") != "linear_net":
+        unused |= SUBNETWORK_KEYS
+    if config.get("bottleneck") != "explicit":
+        unused |= EXPLICIT_KEYS
+    return {key: str(value) for key, value in sorted(config.items()) if key not in unused}
 
 
 def run_name(config: dict[str, Any]) -> str:
@@ -117,13 +131,13 @@ class MlflowTracker(tune.Callback):
                 "role": "trial",
                 "diverged": "false",
                 "method": method_of(config),
-                **{k: str(config.get(k)) for k in TRIAL_TAGS if k in config},
+                **{k: v for k, v in run_params(config).items() if k in TRIAL_TAGS},
             }
             if GROUP_SEEDS_KEY in group:
                 tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in group[GROUP_SEEDS_KEY])
             run = self.client.create_run(self.experiment_id, run_name=run_name(config), tags=tags)
             run_id = run.info.run_id
-            params = [Param(k, str(v)) for k, v in sorted(config.items())]
+            params = [Param(k, v) for k, v in run_params(config).items()]
             for start in range(0, len(params), 100):
                 self.client.log_batch(run_id, params=params[start : start + 100])
             self.last_epoch[run_id] = 0
@@ -142,7 +156,7 @@ class MlflowTracker(tune.Callback):
             f"and attributes.status = 'RUNNING'",
         )
         live = set(self.runs.values())
-        params = {k: str(v) for k, v in config.items()}
+        params = run_params(config)
         return [r for r in candidates if r.info.run_id not in live and r.data.params == params]
 
     def _forget(self, trial: Any) -> None:

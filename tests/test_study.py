@@ -120,6 +120,11 @@ def test_linear_smoke_finds_rank_8_with_orthogonal_init(linear_smoke):
     vanilla = [r for r in runs if r.data.tags["method"] == "vanilla"]
     assert vanilla[0].data.metrics["latent_rank"] > 16
     assert "we_rank" not in vanilla[0].data.metrics
+    # a vanilla run shows no sub-network settings, in params or tags
+    for key in ("depth", "alpha", "init", "init_scale", "k"):
+        assert key not in vanilla[0].data.params and key not in vanilla[0].data.tags
+    assert {"depth", "alpha", "init", "init_scale"} <= set(orthogonal[0].data.params)
+    assert orthogonal[0].data.tags["depth"] in ("4", "16") and "k" not in orthogonal[0].data.params
 
 
 def test_escalation_stops_at_the_first_diverging_alpha(ray_local, tmp_path, capsys):
