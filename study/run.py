@@ -4,6 +4,7 @@
     python -m study.run linear_depth_sweep [--smoke] [--seeds 0,1,2] [--set key=value ...]
     python -m study.run mnist_alpha_sweep --dry-run
     python -m study.run mnist_alpha_sweep --resume          # continue the latest invocation
+    python -m study.run mnist_depth_sweep --gpus-per-trial 0.5   # seeds side by side per trial
 
 Every invocation gets its own Ray experiment folder `<storage>/<study>-<UTC time>` and its
 own MLflow parent run, so two invocations never overwrite each other. Misuse is reported
