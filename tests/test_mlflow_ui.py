@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from test_analysis import LINEAR, shared_store
 
@@ -35,27 +36,33 @@ def free_port() -> int:
 
 
 @contextmanager
-def mlflow_ui(backend_uri: str) -> Iterator[str]:
-    """The server's base URL while it runs; always stopped (SIGTERM, then SIGKILL) after."""
+def mlflow_ui(backend_uri: str, log: Path) -> Iterator[str]:
+    """The server's base URL while it runs; always stopped (SIGTERM, then SIGKILL) after.
+
+    Its output goes to `log` (a pipe nobody reads could fill and stall it), quoted on failure.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", backend_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", backend_uri,
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert process.poll() is None, log.read_text()[-2000:]
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
                     if answer.status == 200:
                         break
             except OSError:
                 pass
-            assert time.monotonic() < deadline, f"mlflow ui not up after {START_TIMEOUT_S} s"
+            assert time.monotonic() < deadline, (
+                f"mlflow ui not up after {START_TIMEOUT_S} s; its log:\n{log.read_text()[-2000:]}"
+            )
             time.sleep(0.5)
         yield base
     finally:
@@ -65,7 +72,6 @@ def mlflow_ui(backend_uri: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
             process.wait(timeout=10)
-        process.stderr.close()
 
 
 def get(base: str, endpoint: str, **query: str) -> dict:
@@ -90,7 +96,7 @@ def test_mlflow_ui_serves_the_studys_runs_params_metrics_and_figures(
     uri = shared_store(tmp_path_factory, LINEAR)
     build_report("linear_depth_sweep", uri, tmp_path / "report")  # logs figures on the parent
     trials = load_trials("linear_depth_sweep", uri).set_index("run_id")
-    with mlflow_ui(uri) as base:
+    with mlflow_ui(uri, tmp_path / "mlflow_ui.log") as base:
         experiment = get(base, "experiments/get-by-name", experiment_name="linear_depth_sweep")
         experiment_id = experiment["experiment"]["experiment_id"]
         found = post(base, "runs/search", {"experiment_ids": [experiment_id], "max_results": 100})
@@ -102,7 +108,10 @@ def test_mlflow_ui_serves_the_studys_runs_params_metrics_and_figures(
             params = {p["key"]: p["value"] for p in run["data"]["params"]}
             metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
             assert params["bottleneck"] == trial["bottleneck"] and params["seed"] == "0"
-            assert {"depth", "alpha", "k", "init", "lr", "rank_threshold"} <= set(params)
+            own = {"linear_net": {"depth", "alpha", "init"}, "explicit": {"k"}}
+            assert {"lr", "rank_threshold"} | own.get(trial["bottleneck"], set()) <= set(params)
+            unused = set().union(*own.values()) - own.get(trial["bottleneck"], set())
+            assert not unused & set(params)  # no settings of a bottleneck the run lacks
             assert metrics["latent_rank"] == trial["latent_rank"]
             assert metrics["loss"] == trial["loss"] and metrics["epoch"] == 8
             assert f"latent_sv_{TOP_SINGULAR_VALUES}" in metrics
