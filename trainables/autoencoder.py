@@ -11,8 +11,10 @@ driver's MLflow callback logs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,8 @@ def train_autoencoder(trial_config: dict[str, Any]) -> None:
     resumed_from = trainer.epoch
     for record in trainer.run():
         inject_test_fault(trainer.epoch)
+        if injected_divergence_due(config.seed, trainer.epoch + 1):
+            poison(trainer.model.parameters())
         metrics = record.metrics()
         if discarded:
             metrics["checkpoint_discarded"] = 1.0
@@ -105,6 +109,22 @@ def inject_test_fault(epoch: int) -> None:
     if epoch == at and raised < times:
         counter.write_text(str(raised + 1))
         raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
+
+
+def injected_divergence_due(seed: int, next_epoch: int) -> bool:
+    """Reliability tests only: `RANKSTUDY_TEST_DIVERGE=SEED:EPOCH` (EPOCH >= 2) asks that run
+    SEED's weights turn NaN before its EPOCH-th epoch, as an overflow would."""
+    spec = os.environ.get("RANKSTUDY_TEST_DIVERGE")
+    if not spec:
+        return False
+    at_seed, at_epoch = (int(part) for part in spec.split(":"))
+    return seed == at_seed and next_epoch == at_epoch
+
+
+def poison(parameters: Iterable[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p in parameters:
+            p.fill_(math.nan)
 
 
 def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> dict[str, float]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from study.members import MEMBERS_KEY, member_configs
 from .autoencoder import (
     ARTIFACT_DIR,
     inject_test_fault,
+    injected_divergence_due,
+    poison,
     split_trial_config,
     trial_device,
     write_artifacts,
@@ -116,17 +117,13 @@ def load_group_checkpoint(
 
 
 def inject_test_divergence(group: VectorizedTrainer, seeds: list[int]) -> None:
-    """Reliability tests only: `RANKSTUDY_TEST_DIVERGE=SEED:EPOCH` turns that member's weights
-    to NaN before its EPOCH-th epoch, as an overflow inside the stacked step would."""
-    spec = os.environ.get("RANKSTUDY_TEST_DIVERGE")
-    if not spec:
-        return
-    seed, at = (int(part) for part in spec.split(":"))
-    if seed not in seeds or seeds.index(seed) not in group.rows:
-        return
-    k = seeds.index(seed)
-    if group.members[k].epoch == at - 1:
-        row = group.rows.index(k)
-        with torch.no_grad():
-            for stacked in group.params.values():
-                stacked[row].fill_(math.nan)
+    """`RANKSTUDY_TEST_DIVERGE` (`injected_divergence_due`) for a member, stacked or alone."""
+    for k, seed in enumerate(seeds):
+        member = group.members[k]
+        if member.diverged or not injected_divergence_due(seed, member.epoch + 1):
+            continue
+        if k in group.rows:
+            row = group.rows.index(k)
+            poison(stacked[row] for stacked in group.params.values())
+        else:
+            poison(member.model.parameters())

@@ -8,6 +8,8 @@ import math
 import os
 import signal
 
+import pytest
+
 from .conftest import SLOW_LINEAR, client, epochs_logged, run_cli, runs, start_cli, wait_for
 
 GROUPED_LINEAR = [
@@ -70,3 +72,29 @@ def test_killed_group_resumes_every_member_from_its_checkpoint(tmp_path):
             continue
         history = client(tmp_path).get_metric_history(run.info.run_id, "resumed_from_epoch")
         assert history and min(m.value for m in history) >= 10  # continued, not restarted
+
+
+TWO_STAGE = [
+    "linear_alpha_sweep", "--smoke", "--set", "two_stage=true", "--set", "force_switch_epoch=2",
+    "--set", "epochs=6", "--set", "gd_steps_per_epoch=20",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["one_seed_per_trial", "vectorised"])
+def test_divergence_in_stage_two_is_recorded(tmp_path, grouped):
+    """Seed 1's weights turn NaN at epoch 4, two epochs after its switch to the explicit
+    bottleneck (in a group, it trains alone by then)."""
+    seeds = ["--seeds", "2", "--seeds-per-trial", "2" if grouped else "1"]
+    out = run_cli(*TWO_STAGE, *seeds, cwd=tmp_path, RANKSTUDY_TEST_DIVERGE="1:4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        assert run.data.metrics["switch_epoch"] == 2
+        if run.data.tags["seed"] == "1":
+            assert run.data.tags["diverged"] == "true"
+            assert epochs_logged(tmp_path, run) == [1, 2, 3, 4]
+            assert run.data.metrics["stage"] == 2 and math.isnan(run.data.metrics["loss"])
+        else:
+            assert run.data.tags["diverged"] == "false"
+            assert epochs_logged(tmp_path, run) == list(range(1, 7))
