@@ -85,7 +85,36 @@ class StudySpec:
         size = self.seeds_per_trial
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ConfigError(f"seeds_per_trial={size!r} is invalid: use an integer >= 1 or auto")
+        self._check_overrides_keep_the_plan()
         return self
+
+    def plan_keys(self) -> tuple[str, ...]:
+        """The config keys the plan varies from trial to trial (sorted), plus `seed`.
+
+        A `--set` on one of them would pin every trial to one value: an escalation would
+        queue the same rung forever, a grid would run duplicates.
+        """
+        plan, keys = self.plan, {"seed"}
+        if isinstance(plan, Grid):
+            for key in {key for variant in plan.variants for key in variant}:
+                values = {repr(variant[key]) for variant in plan.variants if key in variant}
+                if len(values) > 1:
+                    keys.add(key)
+        elif isinstance(plan, AlphaEscalation):
+            keys |= {"depth", "alpha"}  # the searcher keys rungs on the trial's (N, alpha)
+        elif isinstance(plan, OptunaSpace):
+            keys |= {"bottleneck"} | {k for space in plan.conditional.values() for k in space}
+        return tuple(sorted(keys))
+
+    def _check_overrides_keep_the_plan(self) -> None:
+        varied = self.plan_keys()
+        clash = [key for key in self.overrides if key in varied]
+        if clash:
+            key = clash[0]
+            raise ConfigError(
+                f"--set {key}={self.overrides[key]!r} is not allowed: the plan of {self.name} "
+                f"varies {', '.join(varied)} (give seeds with --seeds); set any other key"
+            )
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -35,6 +35,13 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["linear_depth_sweep", "--resume"], "no earlier invocation"),
         (["linear_depth_sweep", "--seeds-per-trial", "0"], "--seeds-per-trial '0' is invalid"),
         (["mnist_explicit", "--set", "k=0"], "k=0 is invalid"),
+        # keys the plan varies: an escalation would queue one rung forever, a grid duplicates
+        (["mnist_alpha_sweep", "--set", "alpha=50"], "varies alpha, depth, seed"),
+        (["mnist_alpha_sweep", "--set", "depth=4"], "--set depth=4 is not allowed"),
+        (["mnist_depth_sweep", "--set", "depth=4"], "varies bottleneck, depth, seed"),
+        (["mnist_explicit", "--set", "k=8"], "varies bottleneck, k, seed"),
+        (["mnist_optuna", "--set", "alpha=3"], "varies alpha, bottleneck, depth, k, seed"),
+        (["linear_depth_sweep", "--set", "seed=3"], "(give seeds with --seeds)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, capsys):
