@@ -34,7 +34,6 @@ from study.spec import parse_override
 from study.store import default_tracking_uri
 
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-SQL_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 # run-config values worth a column: what tells two studies' settings apart
 PARAM_COLUMNS = (
     "dataset",
@@ -243,23 +242,15 @@ def _metric_histories(
 ) -> pd.DataFrame:
     """Long (run_id, key, step, value, timestamp) frame of every logged value.
 
-    SQL stores answer one query per metric for all runs at once; other stores (an MLflow
-    server) fall back to one request per run and metric, in parallel threads.
+    One public `get_metric_history` request per run and metric, in parallel threads (the
+    SQL store's bulk query is not part of MLflow's public API).
     """
     records: list[tuple[str, str, int, float, int]] = []
-    if urlparse(uri).scheme.split("+")[0] in SQL_SCHEMES:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-        store = SqlAlchemyStore(uri, tempfile.gettempdir())  # read-only use: root unused
-        for key in keys:
-            for m in store.get_metric_history_bulk(run_ids, key, max_results=2**31 - 1):
-                records.append((m.run_id, m.key, m.step, m.value, m.timestamp))
-    else:
-        pairs = [(r, k) for r in run_ids for k in keys]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = pool.map(lambda p: (p[0], client.get_metric_history(*p)), pairs)
-            for run_id, history in results:
-                records += [(run_id, m.key, m.step, m.value, m.timestamp) for m in history]
+    pairs = [(r, k) for r in run_ids for k in keys]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = pool.map(lambda p: (p[0], client.get_metric_history(*p)), pairs)
+        for run_id, history in results:
+            records += [(run_id, m.key, m.step, m.value, m.timestamp) for m in history]
     return pd.DataFrame(records, columns=["run_id", "key", "step", "value", "timestamp"])
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import math
 import os
-import pickle
 import secrets
 import signal
 import sys
@@ -37,6 +37,8 @@ from .studies import load, names
 from .table import escalation_summary, summary_table, trial_rows
 
 STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
+TRIAL_LOGS = ("stdout", "stderr")  # per trial, beside its checkpoints: <storage>/<run>/<trial>/
+log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
 LOCAL_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # a vectorised group shows its seeds, its members' mean loss and how many of them diverged
 PROGRESS_METRICS = [
@@ -71,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=0, help="0: as resources allow")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
     p.add_argument("--storage", help="Ray results location (absolute path or URI)")
-    p.add_argument("--mlflow-uri", help="tracking URI (default: sqlite:///./mlflow.db)")
+    p.add_argument(
+        "--mlflow-uri",
+        help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
+    )
     p.add_argument("--experiment", help="MLflow experiment name (default: the study name)")
     p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
@@ -219,10 +224,12 @@ def plan_lines(spec: StudySpec) -> list[str]:
 
 # -- running ----------------------------------------------------------------------------
 def start_ray(address: str | None, cpus_per_trial: float) -> None:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if not address:
+        # Token auth is off only for the loopback-only instance started here; a cluster
+        # joined with --address keeps whatever auth mode it was started with.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # A local instance serves this machine only. With Ray's multi-node mode off (its
         # switch has this name; it is read when ray is imported), Ray takes 127.0.0.1 as the
         # node address, so its GCS, raylet and workers listen on loopback, not on every
@@ -257,20 +264,27 @@ def _init_local_ray(cpus_per_trial: float) -> None:
     )
 
 
-def make_searcher(spec: StudySpec):
-    from ray.tune.search.optuna import OptunaSearch
-
-    from .searchers import AlphaEscalationSearcher, PlanSearcher
+def make_searcher(spec: StudySpec, run_name: str | None = None):
+    from .searchers import AlphaEscalationSearcher, FinalMetricOptuna, PlanSearcher
 
     plan = spec.plan
     if isinstance(plan, Grid):
         return PlanSearcher(spec.grid_configs()), -1
     if isinstance(plan, AlphaEscalation):
         return AlphaEscalationSearcher(spec), -1
+    storage = None
+    if run_name:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{optuna_db(run_name)}"
     space = functools.partial(_optuna_space, spec)
-    return OptunaSearch(space=space, metric=plan.metric, mode=plan.mode, seed=spec.seeds[0]), (
-        plan.num_samples
-    )
+    name = run_name or "optuna"
+    searcher = FinalMetricOptuna(space, plan.metric, plan.mode, spec.seeds[0], storage, name)
+    return searcher, plan.num_samples
+
+
+def optuna_db(run_name: str) -> Path:
+    """The Optuna study of an invocation (`optuna.load_study(study_name=run_name, ...)`)."""
+    return (STATE_DIR / f"{run_name}.optuna.db").absolute()
 
 
 def _optuna_space(spec: StudySpec, trial: Any) -> dict[str, Any]:
@@ -302,6 +316,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
 
     from trainables import train_autoencoder
 
+    from .searchers import plan_complete
     from .stopper import DivergenceStopper
     from .tracking import MlflowTracker
 
@@ -328,12 +343,17 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         train_autoencoder, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     )
     experiment_path = f"{storage.rstrip('/')}/{run_name}"
+    log.info(
+        "%s: invocation %s; MLflow %s; trial checkpoints and logs (stdout, stderr) in "
+        "%s/<trial_id>/",
+        spec.name, run_name, options["mlflow_uri"], experiment_path,
+    )  # fmt: skip
     status = "FAILED"
     try:
         if options.get("resume") and tune.Tuner.can_restore(experiment_path):
             tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
         else:
-            searcher, num_samples = make_searcher(spec)
+            searcher, num_samples = make_searcher(spec, run_name)
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
@@ -349,6 +369,11 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                     stop=DivergenceStopper(spec.base.divergence_factor),
                     callbacks=[tracker],
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    # each trial's prints, warnings and tracebacks: files stdout and stderr
+                    # in its folder <storage>/<run_name>/<trial_id>/, synced there like
+                    # its checkpoints (so also from other nodes, and to s3://)
+                    log_to_file=TRIAL_LOGS,
+                    sync_config=tune.SyncConfig(sync_artifacts=True),
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
                     progress_reporter=tune.CLIReporter(
                         metric_columns=PROGRESS_METRICS,
@@ -360,39 +385,23 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             )
         results = tuner.fit()
         unfinished = len(results) - results.num_terminated - results.num_errors
-        if not plan_finished(experiment_path):
+        completed = [(dict(r.config), r.metrics, r.error is not None) for r in results]
+        if not unfinished and not plan_complete(spec, completed):
             unfinished += 1  # trials the searcher still had to hand out
         status = "KILLED" if unfinished else "FINISHED"
     finally:
         tracker.close(status)
     if unfinished:
-        print(
-            f"\n{spec.name}: interrupted before the plan finished; "
-            f"continue with: python -m study.run {spec.name} --resume {run_name}",
-            file=sys.stderr,
-        )
+        log.warning(
+            "%s: interrupted before the plan finished; continue with: "
+            "python -m study.run %s --resume %s",
+            spec.name, spec.name, run_name,
+        )  # fmt: skip
         return 130
     trials = [
         (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
     ]
     return report(spec, trials, tracker)
-
-
-def plan_finished(experiment_path: str) -> bool:
-    """Whether Tune's search generator handed out its last trial (from its saved state).
-
-    Read from the experiment folder rather than memory, so it holds after `Tuner.restore`.
-    """
-    from ray.tune.search.search_generator import SearchGenerator
-
-    if "://" in experiment_path:
-        return True  # remote storage: trust the trial statuses alone
-    pattern = SearchGenerator.CKPT_FILE_TMPL.format("*")
-    states = sorted(Path(experiment_path).glob(pattern))  # named by session start time
-    if not states:
-        return False
-    with open(states[-1], "rb") as f:
-        return bool(pickle.load(f).get("finished"))
 
 
 def report(spec: StudySpec, trials: list, tracker: Any) -> int:
@@ -424,13 +433,27 @@ def report(spec: StudySpec, trials: list, tracker: Any) -> int:
             f"{r.method} N={r.depth} alpha={r.alpha} k={r.k} seed={r.seed}"
             for r in failed.itertuples()
         ]
-        print(f"\n{len(failed)} trial(s) failed: {'; '.join(names)}", file=sys.stderr)
+        log.error(
+            "%d trial(s) failed: %s (tracebacks: error.txt and stderr in each trial's folder)",
+            len(failed), "; ".join(names),
+        )  # fmt: skip
         return 1
     return 0
 
 
+def setup_logging() -> None:
+    """The CLI's messages on stderr as `rankstudy: ...` (INFO and up); idempotent."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("rankstudy: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    setup_logging()
     args = parser.parse_args(argv)
     if args.list:
         list_studies()

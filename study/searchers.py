@@ -2,18 +2,21 @@
 
 `PlanSearcher` serves a fixed list (a grid: every variant for every seed). Its subclass
 `AlphaEscalationSearcher` grows the list as rungs finish (Sec. 3.2: for each N, alpha +=
-step until a run diverges). Both save and restore their state, so `Tuner.restore`
-(`--resume`) continues the plan instead of starting it again.
+step until a run diverges). `FinalMetricOptuna` runs Optuna on each trial's final result
+(the downstream metric exists only there). All save and restore their state, so
+`Tuner.restore` (`--resume`) continues the plan, and Optuna's history, instead of starting
+again. `plan_complete` replays a plan over finished trials to tell whether it is done.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune.search import Searcher
 
-from search_spaces import AlphaEscalation
+from search_spaces import AlphaEscalation, OptunaSpace
 
 from .members import member_results
 from .spec import StudySpec
@@ -90,3 +93,91 @@ class AlphaEscalationSearcher(PlanSearcher):
         next_alpha = alpha + self.plan.step
         if next_alpha <= self.plan.max_alpha + 1e-9:
             self.queue.extend(self._rung(depth, next_alpha))
+
+
+class FinalMetricOptuna(Searcher):
+    """Ray's `OptunaSearch`, told only each trial's final result.
+
+    The objective (a downstream metric such as `acc_selected`) is computed once, after the
+    last epoch, so the per-epoch results do not carry it. Given to Tune directly,
+    `OptunaSearch` makes Tune demand the metric in every result (and feeds each one to
+    Optuna's pruner). This wrapper declares no metric to Tune and hands Optuna the final
+    result only: a trial without the metric (a diverged run) is recorded as pruned.
+
+    The Optuna study lives in `storage_url` (an sqlite file beside the invocation record),
+    so its history survives a crash and can be opened with `optuna.load_study`.
+    """
+
+    def __init__(
+        self,
+        space: Callable[[Any], dict[str, Any]],
+        metric: str,
+        mode: str,
+        seed: int,
+        storage_url: str | None = None,
+        study_name: str = "optuna",
+    ) -> None:
+        from ray.tune.search.optuna import OptunaSearch
+
+        super().__init__(metric=None, mode=None)
+        storage = None
+        if storage_url:
+            import optuna
+
+            storage = optuna.storages.RDBStorage(storage_url)
+        self.objective = metric
+        self.inner = OptunaSearch(
+            space=space, metric=metric, mode=mode, seed=seed, storage=storage, study_name=study_name
+        )
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.inner.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Per-epoch results have no objective: nothing to tell Optuna."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+def plan_complete(
+    spec: StudySpec, completed: list[tuple[dict[str, Any], dict[str, Any] | None, bool]]
+) -> bool:
+    """Whether the plan has nothing left to hand out, given its completed trials.
+
+    `completed` holds (config, final metrics, errored) per finished trial, as Tune's
+    `ResultGrid` gives them. A grid or escalation is replayed on a fresh searcher: every
+    config it suggests must be among the completed trials until it answers FINISHED (so an
+    escalation that was stopped between two rungs is not done). An Optuna plan is done
+    after `num_samples` trials. Works the same for local and remote (`s3://`) storage.
+    """
+    plan = spec.plan
+    if isinstance(plan, OptunaSpace):
+        return len(completed) >= plan.num_samples
+    searcher = (
+        AlphaEscalationSearcher(spec)
+        if isinstance(plan, AlphaEscalation)
+        else PlanSearcher(spec.grid_configs())
+    )
+    pool = list(completed)
+    for step in range(len(pool) + 1):
+        suggestion = searcher.suggest(f"replay-{step}")
+        if suggestion == Searcher.FINISHED:
+            return True
+        match = next((t for t in pool if t[0] == suggestion), None)
+        if match is None:
+            return False  # a trial the plan still has to run
+        pool.remove(match)
+        config, result, error = match
+        searcher.on_trial_complete(f"replay-{step}", None if error else result, error)
+    return False

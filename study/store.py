@@ -12,7 +12,11 @@ from mlflow.tracking import MlflowClient
 
 
 def default_tracking_uri() -> str:
-    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """MLflow's own `MLFLOW_TRACKING_URI` when set, else the sqlite store `./mlflow.db`.
+
+    Used by `study.run`, `analysis.report` and the notebook when no URI is given.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def check_tracking_uri(uri: str) -> None:

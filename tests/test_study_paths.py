@@ -1,0 +1,126 @@
+"""Paths a user takes that the other modules do not cover: an Optuna study through the real
+CLI with `--resume`, when a plan counts as finished, MLflow and Ray conventions (issue 12)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from reliability.conftest import run_cli, runs, start_cli, wait_for
+
+from rankae.config import linear_synthetic
+from search_spaces import AlphaEscalation, Grid, OptunaSpace, alpha_sweep
+from study.searchers import AlphaEscalationSearcher, plan_complete
+from study.spec import StudySpec
+
+BASE = linear_synthetic(synth_dim=16, latent_dim=8, depth=2, epochs=1)
+
+
+def escalation_spec() -> StudySpec:
+    plan = AlphaEscalation(depths=(2, 4), start=2.0, step=2.0, max_alpha=6.0)
+    return StudySpec(name="t", figure="t", base=BASE, plan=plan, seeds=(0, 1)).validate()
+
+
+def rung(spec: StudySpec, depth: int, alpha: float, diverged_seed: int | None = None) -> list:
+    """The completed trials of one rung, as Tune's ResultGrid gives them."""
+    configs = AlphaEscalationSearcher(spec)._rung(depth, alpha)
+    return [(c, {"diverged": float(c["seed"] == diverged_seed)}, False) for c in configs]
+
+
+# -- when a plan is finished (replayed from the completed trials, any storage) -----------
+def test_an_escalation_stopped_between_rungs_is_not_finished():
+    spec = escalation_spec()
+    first_rungs = rung(spec, 2, 2.0) + rung(spec, 4, 2.0, diverged_seed=1)
+    assert not plan_complete(spec, first_rungs)  # N=2 still has alpha 4 to run
+
+
+def test_an_escalation_is_finished_when_every_depth_diverged_or_reached_max_alpha():
+    spec = escalation_spec()
+    done = rung(spec, 2, 2.0) + rung(spec, 4, 2.0, diverged_seed=1)
+    done += rung(spec, 2, 4.0) + rung(spec, 2, 6.0)
+    assert plan_complete(spec, done)
+    assert not plan_complete(spec, done[:-1])  # one seed of the last rung missing
+
+
+def test_a_grid_is_finished_only_with_every_trial_and_an_errored_trial_counts():
+    spec = StudySpec(
+        name="t", figure="t", base=BASE, plan=Grid(alpha_sweep(2, (1.0, 2.0))), seeds=(0, 1)
+    ).validate()
+    trials = [(c, {"diverged": 0.0}, False) for c in spec.grid_configs()]
+    assert not plan_complete(spec, trials[:3])
+    assert plan_complete(spec, trials[:3] + [(trials[3][0], None, True)])
+
+
+def test_an_optuna_plan_is_finished_after_num_samples_trials():
+    plan = OptunaSpace(num_samples=2, bottlenecks=("explicit",))
+    spec = StudySpec(name="t", figure="t", base=BASE.replace(latent_dim=8), plan=plan)
+    one = [({"k": 2}, {"acc_selected": 0.5}, False)]
+    assert not plan_complete(spec, one) and plan_complete(spec, one * 2)
+
+
+def test_plan_finished_no_longer_reads_tunes_private_searcher_file():
+    import study.run
+
+    source = Path(study.run.__file__).read_text()
+    assert "pickle" not in source and "SearchGenerator" not in source
+
+
+# -- an Optuna study through the real CLI, interrupted and resumed -----------------------
+TINY_OPTUNA = [
+    "mnist_optuna", "--smoke", "--max-concurrent", "1",
+    "--set", "dataset=digits", "--set", "n_train=96", "--set", "n_eval=64",
+    "--set", "epochs=2", "--set", "classifier_labels=20", "--set", "classifier_epochs=5",
+    "--set", "fid_samples=16", "--set", "fid_reference=32",
+]  # fmt: skip
+
+
+def finished_trials(folder: Path) -> list:
+    return [r for r in runs(folder, "mnist_optuna") if r.info.status == "FINISHED"]
+
+
+@pytest.mark.slow
+def test_mnist_optuna_smoke_runs_and_resume_keeps_the_searchers_history(tmp_path):
+    import optuna
+
+    driver = start_cli(*TINY_OPTUNA, cwd=tmp_path)
+    wait_for(lambda: finished_trials(tmp_path), timeout=300, what="a finished Optuna trial")
+    os.killpg(driver.pid, signal.SIGINT)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 130, err[-3000:]
+    first = {r.info.run_id for r in finished_trials(tmp_path)}
+
+    resumed = run_cli("mnist_optuna", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "mnist_optuna")
+    assert len(trials) == 3 and {r.info.status for r in trials} == {"FINISHED"}
+    assert first <= {r.info.run_id for r in trials}  # finished trials were not run again
+    [parent] = runs(tmp_path, "mnist_optuna", "study")
+    assert parent.info.status == "FINISHED"
+
+    # Optuna's own record: one study, three trials told once each, none left running
+    invocation = parent.data.tags["invocation"]
+    db = tmp_path / ".rankstudy" / "invocations" / f"{invocation}.optuna.db"
+    study = optuna.load_study(study_name=invocation, storage=f"sqlite:///{db}")
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    states = {t.state for t in study.trials}
+    assert states <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
+    values = sorted(t.value for t in study.trials if t.value is not None)
+    logged = sorted(
+        r.data.metrics["acc_selected"] for r in trials if "acc_selected" in r.data.metrics
+    )
+    assert values == pytest.approx(logged) and values  # the metric Optuna saw is MLflow's
+    for trial in study.trials:  # each Optuna trial is one MLflow run with its parameters
+        matches = [
+            r
+            for r in trials
+            if all(
+                r.data.params.get(key) is not None
+                and float(r.data.params[key]) == pytest.approx(float(value))
+                for key, value in trial.params.items()
+                if key != "bottleneck"
+            )
+            and r.data.params["bottleneck"] == trial.params["bottleneck"]
+        ]
+        assert len(matches) == 1, trial.params
