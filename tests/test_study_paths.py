@@ -124,3 +124,51 @@ def test_mnist_optuna_smoke_runs_and_resume_keeps_the_searchers_history(tmp_path
             and r.data.params["bottleneck"] == trial.params["bottleneck"]
         ]
         assert len(matches) == 1, trial.params
+
+
+# -- MLflow and Ray conventions -----------------------------------------------------------
+TINY_LINEAR = ["linear_alpha_sweep", "--smoke", "--set", "epochs=2", "--set", "synth_dim=64",
+               "--set", "latent_dim=32", "--set", "depth=4"]  # fmt: skip
+
+
+def test_mlflow_tracking_uri_is_honoured_and_each_trial_keeps_its_own_log(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "store"
+    elsewhere.mkdir()
+    uri = f"sqlite:///{elsewhere / 'mlflow.db'}"
+    work = tmp_path / "work"
+    work.mkdir()
+    out = run_cli(
+        *TINY_LINEAR, cwd=work, MLFLOW_TRACKING_URI=uri,
+        RANKSTUDY_TEST_FAULT="1:1", RANKSTUDY_TEST_FAULT_DIR=str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not (work / "mlflow.db").exists()  # the study wrote to MLFLOW_TRACKING_URI
+    trials = runs(elsewhere, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+    # the service's own messages go through logging, and say where the trial logs are
+    [line] = [x for x in out.stderr.splitlines() if x.startswith("rankstudy: linear_alpha_sweep")]
+    assert uri in line and "logs (stdout, stderr)" in line
+    [experiment] = (work / "ray_results").iterdir()
+    assert str(experiment) in line
+    for run in trials:  # each trial's output in its own folder, even the retried one's
+        folder = experiment / run.data.tags["trial_id"]
+        stderr = (folder / "stderr").read_text()
+        assert (folder / "stdout").is_file() and str(folder / "checkpoint_") in stderr
+    tracebacks = [p.read_text() for p in experiment.glob("*/error.txt")]  # one fault each
+    assert len(tracebacks) == 2 and all("injected test fault at epoch 1" in t for t in tracebacks)
+
+    # analysis (report, notebook) reads the same default
+    from analysis.load import study_names
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert study_names() == ["linear_alpha_sweep"]
+
+
+def test_ray_auth_is_turned_off_only_for_the_local_instance(ray_local, monkeypatch):
+    from study.run import start_ray
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    start_ray("auto", 1.0)  # joining a cluster: its auth mode is left alone
+    assert "RAY_AUTH_MODE" not in os.environ
+    start_ray(None, 1.0)  # the local, loopback-only instance
+    assert os.environ["RAY_AUTH_MODE"] == "disabled"
