@@ -60,6 +60,9 @@ class RunConfig:
     dtype: str = "float64"
     seed: int = 0
     divergence_factor: float = 1e3  # diverged: loss > factor * first-epoch loss, or NaN/inf
+    # vectorised seed groups on a GPU: replay the step from a CUDA graph (Adam only). Off
+    # until benchmarks/gpu_check.sh has passed on real hardware (docs/benchmarks.md)
+    cuda_graph: bool = False
 
     # --- rank -------------------------------------------------------------------
     rank_threshold: float = 0.01
@@ -168,6 +171,10 @@ class RunConfig:
             raise ConfigError(
                 f"classifier_labels={self.classifier_labels} is invalid: the labelled set comes "
                 f"from the n_train={self.n_train} training images, so it must be <= n_train"
+            )
+        if self.cuda_graph and self.optimizer != "adam":
+            raise ConfigError(
+                f"cuda_graph=True needs optimizer='adam', got optimizer={self.optimizer!r}"
             )
         if self.two_stage and self.bottleneck != "linear_net":
             raise ConfigError(

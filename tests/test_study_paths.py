@@ -172,3 +172,17 @@ def test_ray_auth_is_turned_off_only_for_the_local_instance(ray_local, monkeypat
     assert "RAY_AUTH_MODE" not in os.environ
     start_ray(None, 1.0)  # the local, loopback-only instance
     assert os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
+# -- the CUDA-graph step is opt-in until it has passed on a GPU ----------------------------
+def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
+    from study.run import resolve_spec
+    from study.studies import load, names
+
+    for name in names():
+        spec = load(name).get_config(smoke=True)
+        assert spec.run_config(spec.plan.variants[0] if hasattr(spec.plan, "variants") else {},
+                               0).cuda_graph is False, name  # fmt: skip
+    options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
+    spec = resolve_spec(options)
+    assert {config["cuda_graph"] for config in spec.grid_configs()} == {True}

@@ -42,7 +42,7 @@ def train_group(trial_config: dict[str, Any]) -> None:
     configs, checkpoint_every = [config for config, _ in members], members[0][1]
     seeds = [config.seed for config in configs]
     device = trial_device()
-    cuda_graph = device.type == "cuda" and configs[0].optimizer == "adam"
+    cuda_graph = configs[0].cuda_graph and device.type == "cuda"  # opt-in: --set cuda_graph=true
 
     def fresh() -> VectorizedTrainer:
         return VectorizedTrainer(configs, device, cuda_graph=cuda_graph)

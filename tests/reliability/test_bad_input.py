@@ -42,6 +42,7 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["mnist_explicit", "--set", "k=8"], "varies bottleneck, k, seed"),
         (["mnist_optuna", "--set", "alpha=3"], "varies alpha, bottleneck, depth, k, seed"),
         (["linear_depth_sweep", "--set", "seed=3"], "(give seeds with --seeds)"),
+        (["linear_depth_sweep", "--set", "cuda_graph=true"], "cuda_graph=True needs optimizer"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, capsys):
