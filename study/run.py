@@ -488,9 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     if options.get("address"):
         import ray
 
-        try:
-            check_gpus(spec.gpus_per_trial, ray.cluster_resources().get("GPU", 0))
-        except UsageError as err:
+        from .cluster_check import autoscaling_config_path, check_trial_fits, node_shapes
+
+        try:  # against what the cluster can scale to, not what is up now
+            shapes = node_shapes(ray.nodes(), autoscaling_config_path())
+            check_trial_fits(spec.gpus_per_trial, spec.cpus_per_trial, shapes)
+        except ValueError as err:
             print(f"{parser.prog}: error: {err}", file=sys.stderr)
             return 2
     from .grouping import resolve_seeds_per_trial

@@ -3,8 +3,10 @@ CLI with `--resume`, when a plan counts as finished, MLflow and Ray conventions 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,3 +188,148 @@ def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
     options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
     spec = resolve_spec(options)
     assert {config["cuda_graph"] for config in spec.grid_configs()} == {True}
+
+
+# -- joining an autoscaling cluster whose GPU nodes start at zero ---------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture
+def autoscaling_cluster(tmp_path):
+    """A Ray cluster on this machine (loopback only) with Ray's fake multi-node provider:
+    a head without CPUs or GPUs and a GPU node type with min_workers 0, like cluster.yaml.
+
+    Yields (address, home): home holds the config as `~/ray_bootstrap_config.yaml`, where
+    `ray up` leaves it on a real head. Every process of this cluster is ended by pid.
+    """
+    import subprocess
+    import tempfile
+
+    import yaml
+
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    config = {
+        "cluster_name": "fake", "max_workers": 1, "upscaling_speed": 1.0,
+        "idle_timeout_minutes": 1,
+        "provider": {"type": "fake_multinode", "gcs_address": address,
+                     "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True},
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0},
+            "gpu_worker": {"resources": {"CPU": 1, "GPU": 1}, "node_config": {},
+                           "min_workers": 0, "max_workers": 1},
+        },
+        "head_node_type": "ray.head.default", "auth": {"ssh_user": "nobody"}, "docker": {},
+        "file_mounts": {}, "cluster_synced_files": [], "rsync_exclude": [], "rsync_filter": [],
+        "file_mounts_sync_continuously": False, "initialization_commands": [],
+        "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [],
+        "head_start_ray_commands": [], "worker_start_ray_commands": [],
+    }  # fmt: skip
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ray_bootstrap_config.yaml").write_text(yaml.safe_dump(config))
+    temp = tempfile.mkdtemp(prefix="rsf-", dir="/tmp")  # short: Ray's socket paths
+    env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # fmt: skip
+    head = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+         f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=0",
+         "--include-dashboard=false", f"--temp-dir={temp}",
+         f"--autoscaling-config={home / 'ray_bootstrap_config.yaml'}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: Path(temp, "ray_current_cluster").exists() or list(Path(temp).glob(
+            "session_*/logs/monitor*")), timeout=120, what="the fake cluster's head")  # fmt: skip
+        yield address, home
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+        for pid in _processes_mentioning(address) + _processes_mentioning(temp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_gpus_per_trial_is_checked_against_what_the_cluster_can_scale_to(
+    autoscaling_cluster, tmp_path
+):
+    address, home = autoscaling_cluster
+    env = {"HOME": str(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    args = [*TINY_LINEAR, "--address", address, "--seeds-per-trial", "1"]
+    too_big = run_cli(*args, "--gpus-per-trial", "2", cwd=tmp_path, **env)
+    assert too_big.returncode == 2, too_big.stderr[-2000:]
+    [line] = [x for x in too_big.stderr.strip().splitlines() if "error" in x]
+    assert "--gpus-per-trial 2" in line and "node type gpu_worker: 1 GPU" in line
+    assert not (tmp_path / "mlflow.db").exists()
+
+    # the README's command: fractional GPUs on a cluster with no GPU node up yet
+    out = run_cli(*args, "--gpus-per-trial", "0.25", cwd=tmp_path, timeout=300, **env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+
+
+# -- cluster files that install on the machines they name ----------------------------------
+def _cluster_file(name: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
+def test_cluster_files_install_python_3_11_and_the_drivers_ray_on_every_node(name):
+    import ray
+
+    config = _cluster_file(name)
+    setup = " ".join(config["setup_commands"])  # run on the head and on every worker
+    assert "python3.11 -m venv ~/rankstudy-venv" in setup
+    assert "sys.version_info >= (3, 11)" in setup  # pyproject: requires-python >= 3.11
+    assert f"RAY_VERSION={ray.__version__}" in setup and '"ray[default]==$RAY_VERSION"' in setup
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        assert not [c for c in config[key] if c.startswith("ray ")]  # the venv's ray only
+        assert any("~/rankstudy-venv/bin/ray start" in c for c in config[key])
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
+def test_cluster_files_upload_no_local_results_and_keep_mlflow_outside_the_head(name):
+    config = _cluster_file(name)
+    assert {"mlflow.db", "mlruns", "ray_results", ".data"} <= set(config["rsync_exclude"])
+    assert config["rsync_filter"] == [".gitignore"]  # and whatever else git ignores
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+    assert {"mlflow.db", "mlruns/", "ray_results/", ".data/"} <= set(ignored)
+    head = " ".join(config["head_setup_commands"] + config["head_start_ray_commands"])
+    assert "MLFLOW_BACKEND_STORE_URI=" in head and "MLFLOW_ARTIFACTS_DESTINATION=" in head
+    assert '--backend-store-uri "${MLFLOW_BACKEND_STORE_URI:-sqlite:' in head  # the fallback
+    assert '--artifacts-destination "${MLFLOW_ARTIFACTS_DESTINATION:-' in head
+
+
+def test_rays_private_cluster_file_validator_is_still_where_cluster_check_imports_it():
+    """study.cluster_check uses Ray's private validator (no public one exists): fail loudly
+    here, not at a user's `python -m study.cluster_check`, if a Ray release moves it."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    from study.cluster_check import check_cluster_file
+
+    assert callable(prepare_config) and callable(validate_config)
+    root = Path(__file__).resolve().parents[1]
+    check_cluster_file(root / "cluster.yaml")
+    check_cluster_file(root / "cluster-onprem.yaml")
