@@ -35,6 +35,9 @@ SUMMARY_METRICS = (
     "loss",
     "acc_best",
     "acc_selected",
+    "acc_pre_best",
+    "acc_pre_selected",
+    "latent_rank_cov",
     "fid",
     "elapsed_s",
 )
@@ -59,9 +62,10 @@ class Task:
 
 
 TASKS = (
-    Task("acc_best", "classification accuracy (best epoch)", True, 0.01),
-    Task("acc_selected", "classification accuracy (selected epoch)", True, 0.01),
+    Task("acc_best", "classification accuracy on z_N (best epoch)", True, 0.01),
+    Task("acc_selected", "classification accuracy on z_N (selected epoch)", True, 0.01),
     Task("fid", "FID (lower is better)", False, 0.02, relative=True),
+    Task("acc_pre_best", "classification accuracy on z, before the bottleneck (best)", True, 0.01),
 )
 
 

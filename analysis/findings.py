@@ -86,10 +86,11 @@ def escalation_findings(trials: pd.DataFrame) -> list[str]:
     ladder = escalation_summary(net.assign(errored=net["status"] == "FAILED"))
     lines = []
     for row in ladder.itertuples():
-        if pd.isna(row.divergence_alpha):
-            end = "no divergence (the ladder ended at its maximum)"
-        else:
-            end = f"first divergence at α={row.divergence_alpha:g}"
+        end = (
+            f"no divergence ({row.divergence}: the ladder ended at its maximum)"
+            if pd.isna(row.divergence_alpha)
+            else f"first divergence at {row.divergence}"
+        )
         stable = (
             "none stable" if pd.isna(row.largest_stable_alpha)
             else f"largest stable α={row.largest_stable_alpha:g}"

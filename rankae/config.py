@@ -18,7 +18,6 @@ BOTTLENECKS = ("vanilla", "linear_net", "explicit")
 INITS = ("standard", "he_normal", "orthogonal")
 OPTIMIZERS = ("gd", "adam")
 DTYPES = ("float64", "float32")
-CLASSIFIER_CODES = ("pre", "post")
 
 
 class ConfigError(ValueError):
@@ -59,7 +58,10 @@ class RunConfig:
     gd_steps_per_epoch: int = 100  # full-batch GD: steps between two records
     dtype: str = "float64"
     seed: int = 0
-    divergence_factor: float = 1e3  # diverged: loss > factor * first-epoch loss, or NaN/inf
+    # diverged: a NaN/inf loss, or divergence_epochs epochs in a row with a loss above
+    # divergence_factor x the trivial loss (predicting the mean input; rankae/records.py)
+    divergence_factor: float = 2.0
+    divergence_epochs: int = 3
     # vectorised seed groups on a GPU: replay the step from a CUDA graph (Adam only). Off
     # until benchmarks/gpu_check.sh has passed on real hardware (docs/benchmarks.md)
     cuda_graph: bool = False
@@ -79,8 +81,7 @@ class RunConfig:
     classifier_lr: float = 1e-3
     classifier_batch_size: int = 32
     classifier_hidden: int = 128
-    classifier_val_fraction: float = 0.2
-    classifier_codes: str = "pre"  # "pre": encoder output z; "post": z_N
+    classifier_val_fraction: float = 0.2  # held out only for acc_selected's epoch choice
     gmm_components: int = 4
     fid_samples: int = 10_000
     fid_reference: int | None = None  # training images for FID statistics (None: all)
@@ -122,7 +123,6 @@ class RunConfig:
         _one_of("init", self.init, INITS)
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("dtype", self.dtype, DTYPES)
-        _one_of("classifier_codes", self.classifier_codes, CLASSIFIER_CODES)
         _at_least("latent_dim", self.latent_dim, 1)
         _at_least("depth", self.depth, 1)
         _at_least("epochs", self.epochs, 1)
@@ -132,6 +132,7 @@ class RunConfig:
         _at_least("seed", self.seed, 0)
         _at_least("data_seed", self.data_seed, 0)
         _at_least("patience", self.patience, 1)
+        _at_least("divergence_epochs", self.divergence_epochs, 1)
         _at_least("gmm_components", self.gmm_components, 1)
         _at_least("fid_samples", self.fid_samples, 2)
         _at_least("classifier_labels", self.classifier_labels, 2)
@@ -151,7 +152,11 @@ class RunConfig:
         _positive("init_scale", self.init_scale)
         _positive("lr", self.lr)
         _positive("classifier_lr", self.classifier_lr)
-        _positive("divergence_factor", self.divergence_factor)
+        if not (isinstance(self.divergence_factor, int | float) and self.divergence_factor > 1):
+            raise ConfigError(
+                f"divergence_factor={self.divergence_factor!r} is invalid: must be a number > 1 "
+                "(a multiple of the trivial loss; at or below 1 a stalled run would count)"
+            )
         if self.synth_noise < 0:
             raise ConfigError(f"synth_noise={self.synth_noise!r} is invalid: must be >= 0")
         _open_unit("rank_threshold", self.rank_threshold)

@@ -29,8 +29,8 @@ from .bottleneck import ExplicitBottleneck, LinearSubnetwork, depth_scaled_lr
 from .config import RunConfig
 from .data import ImageSet, load_images, synthetic_low_rank
 from .models import Autoencoder, build_autoencoder
-from .rank import centred_code_singular_values
-from .records import EpochRecord, StageSwitch, is_diverged
+from .rank import centred_code_singular_values, matrix_rank
+from .records import EpochRecord, StageSwitch, blown_up_streak, is_diverged, trivial_loss
 
 EVAL_BATCH = 2048  # codes are computed in chunks of this many inputs
 
@@ -99,10 +99,12 @@ class Trainer:
         self.step = 0
         self.stage = 1
         self.elapsed_s = 0.0
-        self.first_loss: float | None = None
+        self.trivial_loss = trivial_loss(self.data.train.images)
+        self.blown_up_epochs = 0  # consecutive epochs above divergence_factor x trivial_loss
         self.diverged = False
         self.stable_epochs = 0
         self.last_we_rank: int | None = None
+        self.initial_we_rank = self._we_rank_now()  # a rank still here has not settled
         self.switch: StageSwitch | None = None
         self.spectra: list[dict] = []  # per-epoch raw spectra, for the spectrum artifact
 
@@ -174,6 +176,12 @@ class Trainer:
         latent = centred_code_singular_values(self.codes(self.data.eval_inputs)).tolist()
         return we, latent
 
+    def _we_rank_now(self) -> int | None:
+        effective = self.model.effective_matrix()
+        if effective is None:
+            return None
+        return matrix_rank(effective, self.config.rank_threshold)
+
     def current_k(self) -> int | None:
         bottleneck = self.model.bottleneck
         return bottleneck.k if isinstance(bottleneck, ExplicitBottleneck) else None
@@ -200,9 +208,10 @@ class Trainer:
         start = time.perf_counter()
         self.epoch += 1
         self.step += steps
-        if self.first_loss is None:
-            self.first_loss = loss
-        self.diverged = is_diverged(loss, self.first_loss, cfg.divergence_factor)
+        self.blown_up_epochs = blown_up_streak(
+            loss, self.blown_up_epochs, self.trivial_loss, cfg.divergence_factor
+        )
+        self.diverged = is_diverged(loss, self.blown_up_epochs, cfg.divergence_epochs)
         we_sv, latent_sv = (None, None) if self.diverged else self.spectra_now()
         stage, switch = self.stage, None
         record = EpochRecord(
@@ -228,7 +237,8 @@ class Trainer:
         cfg = self.config
         self.stable_epochs = self.stable_epochs + 1 if we_rank == self.last_we_rank else 0
         self.last_we_rank = we_rank
-        settled = self.stable_epochs >= cfg.patience
+        # a rank that never left its initial value (e.g. still d) has regularised nothing
+        settled = self.stable_epochs >= cfg.patience and we_rank != self.initial_we_rank
         forced = not settled and cfg.force_switch_epoch is not None
         if not settled and not (forced and self.epoch >= cfg.force_switch_epoch):
             return None
@@ -263,10 +273,11 @@ class Trainer:
             "step": self.step,
             "stage": self.stage,
             "elapsed_s": self.elapsed_s,
-            "first_loss": self.first_loss,
+            "blown_up_epochs": self.blown_up_epochs,
             "diverged": self.diverged,
             "stable_epochs": self.stable_epochs,
             "last_we_rank": self.last_we_rank,
+            "initial_we_rank": self.initial_we_rank,
             "switch": None if self.switch is None else asdict(self.switch),
             "spectra": self.spectra,
         }
@@ -282,8 +293,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.order.set_state(state["order"])
-        for name in ("epoch", "step", "stage", "elapsed_s", "first_loss", "diverged"):
+        for name in ("epoch", "step", "stage", "elapsed_s", "blown_up_epochs", "diverged"):
             setattr(self, name, state[name])
         self.stable_epochs, self.last_we_rank = state["stable_epochs"], state["last_we_rank"]
+        self.initial_we_rank = state["initial_we_rank"]
         self.switch = StageSwitch(**state["switch"]) if state["switch"] else None
         self.spectra = list(state["spectra"])

@@ -1,9 +1,12 @@
 """The paper's downstream evaluation of a trained autoencoder (App. C), and its image grids.
 
 - Low-label classification: the AE is frozen; codes of `classifier_labels` class-balanced,
-  seeded training images feed a 2-layer ReLU MLP (`rankae.downstream.train_classifier`).
-  By default the codes are z, taken before the bottleneck, as in the IRMAE code
-  (`classifier_codes="pre"`); `"post"` uses z_N, the codes the decoder sees.
+  seeded training images feed a 2-layer ReLU MLP (`rankae.downstream.train_classifier`),
+  at both code sites of every run. z_N, the rank-limited codes the decoder sees (the
+  sub-network is absorbed into the adjacent layer at inference), gives the primary
+  `acc_best` / `acc_selected`; z, before the bottleneck as the IRMAE code reads it, gives
+  `acc_pre_best` / `acc_pre_selected`. `acc_best` trains on every label (App. C);
+  `acc_selected` holds out `classifier_val_fraction` of them to choose its epoch.
 - Sampling: a GaussianMixture(4, full) is fitted to the training set's z_N, `fid_samples`
   codes are drawn and decoded, and FID is measured against the first `fid_reference`
   training images (all of them by default), whose Inception statistics are cached.
@@ -38,23 +41,38 @@ def decode(trainer: Trainer, codes: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def classify(trainer: Trainer) -> dict[str, float]:
+CODE_SITES = {"": False, "pre_": True}  # metric infix -> codes taken before the bottleneck
+
+
+def classifier_inputs(trainer: Trainer, before_bottleneck: bool) -> tuple[torch.Tensor, ...]:
+    """(labelled training codes, their labels, test codes, test labels) at one code site."""
     cfg, train, test = trainer.config, trainer.data.train, trainer.data.test
     labelled = select_labelled(train.labels.cpu(), min(cfg.classifier_labels, len(train)), cfg.seed)
-    before = cfg.classifier_codes == "pre"
-    result = train_classifier(
-        trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck=before),
+    return (
+        trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck),
         train.labels[labelled.to(train.labels.device)],
-        trainer.codes(test.images, before_bottleneck=before),
+        trainer.codes(test.images, before_bottleneck),
         test.labels,
-        hidden=cfg.classifier_hidden,
-        epochs=cfg.classifier_epochs,
-        lr=cfg.classifier_lr,
-        batch_size=cfg.classifier_batch_size,
-        val_fraction=cfg.classifier_val_fraction,
-        seed=cfg.seed,
     )
-    return {"acc_best": result.acc_best, "acc_selected": result.acc_selected}
+
+
+def classify(trainer: Trainer) -> dict[str, float]:
+    """acc_best and acc_selected on z_N, acc_pre_best and acc_pre_selected on z."""
+    cfg, metrics = trainer.config, {}
+    for infix, before in CODE_SITES.items():
+        inputs = classifier_inputs(trainer, before)
+        for name, val_fraction in (("best", 0.0), ("selected", cfg.classifier_val_fraction)):
+            result = train_classifier(
+                *inputs,
+                hidden=cfg.classifier_hidden,
+                epochs=cfg.classifier_epochs,
+                lr=cfg.classifier_lr,
+                batch_size=cfg.classifier_batch_size,
+                val_fraction=val_fraction,
+                seed=cfg.seed,
+            )
+            metrics[f"acc_{infix}{name}"] = getattr(result, f"acc_{name}")
+    return metrics
 
 
 def sample_images(trainer: Trainer) -> torch.Tensor:
@@ -76,7 +94,7 @@ def sample_fid(trainer: Trainer, samples: torch.Tensor) -> float:
 
 
 def evaluate_downstream(trainer: Trainer, artifact_dir: Path | None = None) -> dict[str, float]:
-    """acc_best, acc_selected, fid (at fid_samples samples); sample grid into artifact_dir."""
+    """Accuracies at both code sites, fid (at fid_samples samples); grid into artifact_dir."""
     metrics = classify(trainer)
     samples = sample_images(trainer)
     metrics["fid"] = sample_fid(trainer, samples)

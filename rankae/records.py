@@ -26,6 +26,7 @@ EPOCH_METRICS = (
     "steps_per_s",
     "we_rank",
     "latent_rank",
+    "latent_rank_cov",
     "k",
     *(f"we_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
     *(f"latent_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
@@ -37,17 +38,42 @@ SWITCH_METRICS = (
     "switch_loss_before",
     "switch_loss_after",
 )
-DOWNSTREAM_METRICS = ("acc_best", "acc_selected", "fid", "fid_samples")
+# classifier on z_N (the rank-limited codes: primary) and on z (pre-bottleneck, as IRMAE)
+DOWNSTREAM_METRICS = (
+    "acc_best",
+    "acc_selected",
+    "acc_pre_best",
+    "acc_pre_selected",
+    "fid",
+    "fid_samples",
+)
 # checkpoint_discarded: 1 if the trial's checkpoint was unreadable and it started over;
 # resumed_from_epoch: the epoch of the checkpoint a restarted trial continued from
 RECOVERY_METRICS = ("checkpoint_discarded", "resumed_from_epoch")
 
 
-def is_diverged(loss: float, first_loss: float | None, factor: float) -> bool:
-    """Divergence: a non-finite loss, or a loss above `factor` times the first epoch's."""
-    if not math.isfinite(loss):
-        return True
-    return first_loss is not None and loss > factor * first_loss
+def trivial_loss(inputs: torch.Tensor) -> float:
+    """The MSE of predicting the mean input for every input: a model that learned nothing.
+
+    The image losses are bounded (a Tanh output against [0, 1] pixels), so a too-large
+    alpha does not blow the loss up to infinity: it saturates or collapses the model onto
+    a plateau at or above this level. That makes it the scale divergence is judged on.
+    """
+    x = inputs.flatten(1).double()
+    return float(((x - x.mean(dim=0)) ** 2).mean())
+
+
+def blown_up_streak(loss: float, streak: int, trivial: float, factor: float) -> int:
+    """Consecutive epochs (including this one) whose loss exceeds `factor` x the trivial loss."""
+    return streak + 1 if not math.isfinite(loss) or loss > factor * trivial else 0
+
+
+def is_diverged(loss: float, streak: int, epochs: int) -> bool:
+    """Divergence: a non-finite loss, or `epochs` epochs in a row above factor x trivial.
+
+    A single spike that recovers (seen in healthy runs with large alpha) never counts.
+    """
+    return not math.isfinite(loss) or streak >= epochs
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,12 @@ class EpochRecord:
     def latent_rank(self) -> int | None:
         return self._rank(self.latent_singular_values)
 
+    @property
+    def latent_rank_cov(self) -> int | None:
+        """The rank IRMAE plots: eigenvalues of the code covariance (squared singular values)."""
+        values = self.latent_singular_values
+        return None if values is None else self._rank([v * v for v in values])
+
     def _rank(self, values: list[float] | None) -> int | None:
         if values is None:
             return None
@@ -112,7 +144,12 @@ class EpochRecord:
             "elapsed_s": self.elapsed_s,
             "steps_per_s": self.steps_per_s,
         }
-        for name, value in (("we_rank", self.we_rank), ("latent_rank", self.latent_rank)):
+        ranks = (
+            ("we_rank", self.we_rank),
+            ("latent_rank", self.latent_rank),
+            ("latent_rank_cov", self.latent_rank_cov),
+        )
+        for name, value in ranks:
             if value is not None:
                 out[name] = value
         if self.k is not None:

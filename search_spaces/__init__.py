@@ -53,27 +53,34 @@ class Grid:
 class AlphaEscalation:
     """Sec. 3.2: for each N, alpha = start, start + step, ... until a run diverges.
 
-    A rung (one N, one alpha) runs every seed; the next alpha starts only after the whole
-    rung finished without a divergence. The ladder ends at the first diverging rung (its
-    alpha is the divergence alpha; the one before is the largest stable alpha) or at
-    `max_alpha`.
+    `low_rungs` (below `start`) come first: Fig. 3's finding "performance improves with
+    alpha and converges after ~100" needs alphas under 100. A rung (one N, one alpha) runs
+    every seed; the next alpha starts only after the whole rung finished without a
+    divergence. The ladder ends at the first diverging rung (its alpha is the divergence
+    alpha; the one before is the largest stable alpha) or at `max_alpha`: then no
+    divergence alpha exists, only "no divergence up to max_alpha".
     """
 
     depths: Sequence[int]
     start: float = 100.0
     step: float = 100.0
     max_alpha: float = 1000.0
+    low_rungs: tuple[float, ...] = ()
     variant: Variant = field(
         default_factory=lambda: {"bottleneck": "linear_net", "init": "orthogonal"}
     )
     kind: str = "escalation"
 
     def ladder(self) -> list[float]:
-        alphas, alpha = [], self.start
+        alphas, alpha = sorted(a for a in self.low_rungs if a < self.start), self.start
         while alpha <= self.max_alpha + 1e-9:
             alphas.append(alpha)
             alpha += self.step
         return alphas
+
+    def next_alpha(self, alpha: float) -> float | None:
+        """The rung after `alpha`, or None at the top of the ladder."""
+        return next((a for a in self.ladder() if a > alpha + 1e-9), None)
 
     def rung(self, depth: int, alpha: float) -> Variant:
         return {**self.variant, "depth": depth, "alpha": alpha}

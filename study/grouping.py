@@ -42,7 +42,7 @@ def largest_config(spec: StudySpec) -> RunConfig:
         variants = list(plan.variants)
     else:
         assert isinstance(plan, AlphaEscalation)
-        variants = [plan.rung(depth, plan.start) for depth in plan.depths]
+        variants = [plan.rung(depth, plan.ladder()[0]) for depth in plan.depths]
     configs = [spec.run_config(variant, spec.seeds[0]) for variant in variants]
     return max(configs, key=lambda c: c.depth if c.bottleneck == "linear_net" else 0)
 

@@ -64,7 +64,7 @@ def trial_diverged(result: dict[str, Any] | None) -> bool:
 
 
 class AlphaEscalationSearcher(PlanSearcher):
-    """Per depth N: run every seed at alpha; all stable -> alpha + step; any diverged -> stop."""
+    """Per depth N: run every seed at alpha; all stable -> the next rung; any diverged -> stop."""
 
     def __init__(self, spec: StudySpec) -> None:
         plan = spec.plan
@@ -74,7 +74,7 @@ class AlphaEscalationSearcher(PlanSearcher):
         self.stable: dict[int, list[float]] = {n: [] for n in plan.depths}
         self.diverged_at: dict[int, float | None] = {n: None for n in plan.depths}
         self.rung_outcomes: dict[tuple[int, float], list[bool]] = {}
-        super().__init__([c for n in plan.depths for c in self._rung(n, plan.start)])
+        super().__init__([c for n in plan.depths for c in self._rung(n, plan.ladder()[0])])
 
     def _rung(self, depth: int, alpha: float) -> list[dict[str, Any]]:
         rung = self.plan.rung(depth, alpha)
@@ -90,8 +90,8 @@ class AlphaEscalationSearcher(PlanSearcher):
             self.diverged_at[depth] = alpha
             return
         self.stable[depth].append(alpha)
-        next_alpha = alpha + self.plan.step
-        if next_alpha <= self.plan.max_alpha + 1e-9:
+        next_alpha = self.plan.next_alpha(alpha)
+        if next_alpha is not None:
             self.queue.extend(self._rung(depth, next_alpha))
 
 

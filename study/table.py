@@ -9,7 +9,16 @@ import pandas as pd
 from .members import member_configs, member_results, method_of
 
 CONFIG_KEYS = ("method", "depth", "alpha", "k")
-SUMMARISED = ("latent_rank", "we_rank", "switch_k", "loss", "acc_best", "acc_selected", "fid")
+SUMMARISED = (
+    "latent_rank",
+    "we_rank",
+    "switch_k",
+    "loss",
+    "acc_best",
+    "acc_selected",
+    "acc_pre_best",
+    "fid",
+)
 
 
 def trial_rows(trials: list[tuple[dict[str, Any], dict[str, Any] | None, bool]]) -> pd.DataFrame:
@@ -72,21 +81,32 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per N: alphas tried, the first diverging alpha, and the largest stable alpha."""
+    """Per N: alphas tried, where the ladder diverged (seeds and epochs), the largest stable alpha.
+
+    A ladder that never diverged has no divergence alpha: it reads "none up to <top alpha>",
+    and its largest stable alpha is only a lower bound on the true one.
+    """
     out = []
     for depth, group in rows.groupby("depth", sort=True):
-        by_alpha = (
-            group.groupby("alpha")["diverged"].any() | group.groupby("alpha")["errored"].any()
-        )
-        diverging = sorted(a for a, bad in by_alpha.items() if bad)
+        bad = group["diverged"] | group["errored"]
+        by_alpha = bad.groupby(group["alpha"]).any()
+        diverging = sorted(a for a, failed in by_alpha.items() if failed)
         first_bad = diverging[0] if diverging else None
-        stable = [
-            a for a, bad in by_alpha.items() if not bad and (first_bad is None or a < first_bad)
-        ]
+        below = by_alpha[by_alpha.index < first_bad] if first_bad is not None else by_alpha
+        stable = [a for a, failed in below.items() if not failed]
+        if first_bad is None:
+            divergence = f"none up to α={max(by_alpha.index):g}"
+        else:
+            rung = group[(group["alpha"] == first_bad) & bad]
+            reached = rung["epoch" if "epoch" in rung else "epochs"]  # analysis / CLI rows
+            epochs = ", ".join(str(e) for e in reached.dropna().astype(int))
+            seeds = (group["alpha"] == first_bad).sum()
+            divergence = f"α={first_bad:g}: {len(rung)}/{seeds} seeds (epoch {epochs or '-'})"
         out.append(
             {
                 "depth": int(depth),
                 "alphas_tried": ", ".join(f"{a:g}" for a in sorted(by_alpha.index)),
+                "divergence": divergence,
                 "divergence_alpha": first_bad,
                 "largest_stable_alpha": max(stable) if stable else None,
             }

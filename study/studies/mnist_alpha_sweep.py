@@ -1,6 +1,6 @@
 """Fig. 3: MNIST, orthogonal init + alpha + lr / N, two-stage training, alpha escalated.
 
-For each N in {4, 8, 16, 32}: alpha = 100, 200, ... (all seeds per rung) until a run
+For each N in {4, 8, 16, 32}: alpha = 1, 10, 50, 100, 200, ... (all seeds per rung) until a run
 diverges (Sec. 3.2); each run trains the N-layer sub-network until W_e's rank is
 unchanged for 5 epochs, then continues with an explicit bottleneck of that rank.
 The paper finds behaviour alike for N > 8, improving with alpha up to ~100 and then
@@ -18,6 +18,7 @@ from study.spec import StudySpec
 from ._presets import MNIST_SEEDS, images
 
 DEPTHS = (4, 8, 16, 32)
+LOW_RUNGS = (1.0, 10.0, 50.0)  # Fig. 3 rises with alpha up to ~100: rungs below it
 
 
 def get_config(smoke: bool = False) -> StudySpec:
@@ -29,7 +30,8 @@ def get_config(smoke: bool = False) -> StudySpec:
             depths=(4, 16) if smoke else DEPTHS,
             start=100.0,
             step=100.0,
-            max_alpha=200.0 if smoke else 1000.0,
+            max_alpha=100.0 if smoke else 1000.0,
+            low_rungs=(50.0,) if smoke else LOW_RUNGS,
         ),
         seeds=(0,) if smoke else MNIST_SEEDS,
         expected_cpu="weeks (use a GPU); smoke ~4 min",

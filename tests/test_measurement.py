@@ -1,0 +1,173 @@
+"""The MNIST studies measure what the paper measures (Figs. 3 and 4).
+
+Divergence fires on the bounded image losses and never on a healthy run or a one-epoch
+spike; the classifier reads the rank-limited codes z_N (and z as the secondary); the alpha
+ladder has rungs below 100 and a capped ladder has no divergence alpha; a rank that never
+left its initial value is not "settled". Real MNIST slices, CPU, float32 where it is fast.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from rankae.config import RunConfig, linear_synthetic
+from rankae.downstream import _stratified_split, train_classifier
+from rankae.engine import Trainer
+from rankae.evaluate import classifier_inputs, classify
+from rankae.records import EpochRecord, blown_up_streak, is_diverged, trivial_loss
+from rankae.vectorized import VectorizedTrainer
+from search_spaces import AlphaEscalation
+from study.studies import mnist_alpha_sweep
+from study.table import escalation_summary
+
+TINY_MNIST = RunConfig(
+    dataset="mnist",
+    n_train=512,
+    n_eval=256,
+    epochs=6,
+    depth=16,
+    init="orthogonal",
+    dtype="float32",
+)
+
+
+def losses(records: list[EpochRecord]) -> list[float]:
+    return [r.loss for r in records]
+
+
+# -- divergence ---------------------------------------------------------------------------
+def test_trivial_loss_is_the_mse_of_the_mean_input() -> None:
+    x = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    assert trivial_loss(x) == pytest.approx(1.0)  # each value is 1 from its column mean
+
+
+def test_a_one_epoch_spike_is_not_divergence_but_a_plateau_above_trivial_is() -> None:
+    """The reference spike 0.057 -> 0.150 -> 0.06 recovers; a saturated 1.3 plateau does not."""
+    trivial, factor, epochs = 0.067, 2.0, 3
+
+    def verdicts(series: list[float]) -> list[bool]:
+        streak, out = 0, []
+        for loss in series:
+            streak = blown_up_streak(loss, streak, trivial, factor)
+            out.append(is_diverged(loss, streak, epochs))
+        return out
+
+    assert not any(verdicts([0.26, 0.095, 0.057, 0.150, 0.06, 0.150, 0.150, 0.05]))
+    assert verdicts([1.19, 1.34, 1.34, 1.34]) == [False, False, True, True]
+    assert verdicts([0.05, float("nan")]) == [False, True]
+
+
+def test_too_large_alpha_diverges_within_a_few_epochs_and_a_healthy_alpha_never_does() -> None:
+    """alpha = 3000 saturates the Tanh output (loss ~1.3, 20x trivial); alpha = 100 learns."""
+    too_large = list(Trainer(TINY_MNIST.replace(alpha=3000.0), device="cpu").run())
+    assert too_large[-1].diverged and len(too_large) <= TINY_MNIST.divergence_epochs + 1
+    assert all(loss > 2 * 0.05 for loss in losses(too_large))
+    healthy = list(Trainer(TINY_MNIST.replace(alpha=100.0), device="cpu").run())
+    assert len(healthy) == TINY_MNIST.epochs and not any(r.diverged for r in healthy)
+    assert healthy[-1].loss < healthy[0].loss
+
+
+def test_vectorised_members_judge_divergence_by_the_same_rule() -> None:
+    configs = [TINY_MNIST.replace(alpha=100.0), TINY_MNIST.replace(alpha=3000.0, seed=1)]
+    stack = VectorizedTrainer(configs, device="cpu")
+    history = list(stack.run())
+    healthy, too_large = stack.members
+    assert not healthy.diverged and healthy.epoch == TINY_MNIST.epochs
+    assert too_large.diverged and too_large.epoch <= TINY_MNIST.divergence_epochs + 1
+    assert history[too_large.epoch - 1][1].diverged  # the verdict is in the member's record
+
+
+def test_the_divergence_streak_survives_a_checkpoint() -> None:
+    """Restart-safe: a run resumed mid-streak diverges at the same epoch as one straight through."""
+    config = TINY_MNIST.replace(alpha=3000.0)
+    straight = list(Trainer(config, device="cpu").run())
+    first = Trainer(config, device="cpu")
+    first.train_one_epoch()
+    first.train_one_epoch()
+    assert first.blown_up_epochs == 2 and not first.diverged
+    resumed = Trainer(config, device="cpu")
+    resumed.load_state_dict(first.state_dict())
+    rest = list(resumed.run())
+    assert rest[-1].epoch == straight[-1].epoch and rest[-1].diverged
+
+
+# -- downstream codes ---------------------------------------------------------------------
+def test_the_classifier_reads_rank_limited_codes_after_an_explicit_k2_bottleneck() -> None:
+    config = TINY_MNIST.replace(bottleneck="explicit", k=2, classifier_labels=100)
+    trainer = Trainer(config, device="cpu")
+    post, _, post_test, _ = classifier_inputs(trainer, before_bottleneck=False)
+    pre, _, _, _ = classifier_inputs(trainer, before_bottleneck=True)
+
+    def rank(codes: torch.Tensor) -> int:  # float32 round-off sits ~1e-7 below the top
+        return int(torch.linalg.matrix_rank(codes.double(), rtol=1e-4))
+
+    assert rank(post) <= 2 and rank(post_test) <= 2
+    assert rank(pre) > 2
+
+
+def test_acc_best_trains_on_every_label_and_acc_selected_holds_some_out() -> None:
+    labels = torch.arange(10).repeat(10)
+    fit, val = _stratified_split(labels, 0.0, torch.Generator().manual_seed(0))
+    assert len(fit) == 100 and len(val) == 0
+    config = TINY_MNIST.replace(
+        bottleneck="explicit", k=4, classifier_labels=100, classifier_epochs=5, epochs=1
+    )
+    trainer = Trainer(config, device="cpu")
+    metrics = classify(trainer)
+    assert set(metrics) == {"acc_best", "acc_selected", "acc_pre_best", "acc_pre_selected"}
+    every_label = train_classifier(
+        *classifier_inputs(trainer, before_bottleneck=False), epochs=5, val_fraction=0.0
+    )
+    assert metrics["acc_best"] == every_label.acc_best
+    assert every_label.acc_selected != every_label.acc_selected  # nan: nothing to select on
+
+
+# -- the alpha ladder ---------------------------------------------------------------------
+def test_the_mnist_ladder_starts_below_100() -> None:
+    plan = mnist_alpha_sweep.get_config().plan
+    assert plan.ladder()[:5] == [1.0, 10.0, 50.0, 100.0, 200.0]
+    assert plan.next_alpha(50.0) == 100.0 and plan.next_alpha(plan.max_alpha) is None
+    assert AlphaEscalation(depths=(4,), start=2.0, step=2.0, max_alpha=6.0).ladder() == [2, 4, 6]
+
+
+def test_a_capped_ladder_reports_no_divergence_alpha() -> None:
+    rows = pd.DataFrame(
+        {
+            "depth": [4, 4, 8, 8],
+            "alpha": [1.0, 10.0, 1.0, 10.0],
+            "diverged": [False, False, False, True],
+            "errored": [False] * 4,
+            "epochs": [6, 6, 6, 3],
+        }
+    )
+    ladder = escalation_summary(rows).set_index("depth")
+    assert ladder.loc[4, "divergence"] == "none up to α=10"
+    assert ladder.loc[4, "divergence_alpha"] is None or pd.isna(ladder.loc[4, "divergence_alpha"])
+    assert ladder.loc[8, "divergence"] == "α=10: 1/1 seeds (epoch 3)"
+    assert ladder.loc[8, "largest_stable_alpha"] == 1.0
+
+
+# -- two-stage switch and rank definitions ----------------------------------------------------
+def test_a_rank_still_at_its_initial_value_is_not_settled() -> None:
+    """With a learning rate too small to move W_e, its rank stays d: no switch, or a forced one."""
+    frozen = linear_synthetic(
+        synth_dim=64, latent_dim=32, depth=4, init_scale=1.0, lr=1e-9, epochs=6,
+        gd_steps_per_epoch=2, two_stage=True, patience=1,
+    )  # fmt: skip
+    records = list(Trainer(frozen, device="cpu").run())
+    assert all(r.we_rank == 32 and r.switch is None and r.stage == 1 for r in records)
+    forced = list(Trainer(frozen.replace(force_switch_epoch=3), device="cpu").run())
+    switch = next(r.switch for r in forced if r.switch is not None)
+    assert switch.forced and switch.epoch == 3 and switch.k == 32
+
+
+def test_the_covariance_rank_counts_squared_singular_values() -> None:
+    record = EpochRecord(
+        epoch=1, step=1, stage=1, loss=0.1, diverged=False, elapsed_s=0.0, steps_per_s=1.0,
+        rank_threshold=0.01, latent_singular_values=[1.0, 0.5, 0.05, 0.005],
+    )  # fmt: skip
+    assert record.latent_rank == 3  # 0.05 > 0.01
+    assert record.latent_rank_cov == 2  # 0.05^2 = 0.0025 < 0.01
+    assert record.metrics()["latent_rank_cov"] == 2
