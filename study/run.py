@@ -14,6 +14,7 @@ in one line with exit code 2 before Ray starts or anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
@@ -22,6 +23,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -264,6 +266,35 @@ def _init_local_ray(cpus_per_trial: float) -> None:
     )
 
 
+@contextlib.contextmanager
+def sigterm_as_sigint():
+    """While Tune runs, SIGTERM takes Ctrl-C's path; the list it yields is non-empty once one came.
+
+    SIGTERM is what Kubernetes, Slurm's `scancel` and a spot reclaim send. Ray's own handler
+    (set by `ray.init`) would tear the local node down under the driver, which then aborts;
+    this one hands the signal to whatever handles SIGINT now (Tune's, which stops the trials,
+    checkpoints and saves the experiment), so the study ends as after Ctrl-C, exit code 143.
+    """
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        log.warning("SIGTERM received: stopping as on Ctrl-C")
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # SIGINT ignored or default: stop all the same
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated  # signal handlers can only be set in the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def make_searcher(spec: StudySpec, run_name: str | None = None):
     from .searchers import AlphaEscalationSearcher, FinalMetricOptuna, PlanSearcher
 
@@ -366,7 +397,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                 run_config=tune.RunConfig(
                     name=run_name,
                     storage_path=storage,
-                    stop=DivergenceStopper(spec.base.divergence_factor),
+                    stop=DivergenceStopper(),
                     callbacks=[tracker],
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     # each trial's prints, warnings and tracebacks: files stdout and stderr
@@ -383,7 +414,8 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                     verbose=1,
                 ),
             )
-        results = tuner.fit()
+        with sigterm_as_sigint() as terminated:
+            results = tuner.fit()
         unfinished = len(results) - results.num_terminated - results.num_errors
         completed = [(dict(r.config), r.metrics, r.error is not None) for r in results]
         if not unfinished and not plan_complete(spec, completed):
@@ -397,7 +429,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             "python -m study.run %s --resume %s",
             spec.name, spec.name, run_name,
         )  # fmt: skip
-        return 130
+        return 143 if terminated else 130  # 128 + the signal, as a shell reports it
     trials = [
         (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
     ]

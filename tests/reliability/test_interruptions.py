@@ -72,6 +72,28 @@ def test_sigint_ends_runs_killed_and_resume_finishes(tmp_path):
         assert epochs_logged(tmp_path, run) == list(range(1, 31))
 
 
+def test_sigterm_ends_like_ctrl_c_and_resumes(tmp_path):
+    """SIGTERM to the driver (as Kubernetes, `scancel` or a spot reclaim send it)."""
+    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
+    os.kill(driver.pid, signal.SIGTERM)
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == 143, err[-3000:]
+    assert "continue with: python -m study.run linear_alpha_sweep --resume" in err
+    statuses = {r.info.status for r in runs(tmp_path, "linear_alpha_sweep")}
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["KILLED"]
+    assert list(tmp_path.glob("ray_results/*/experiment_state-*.json"))  # Tune saved its state
+
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(tmp_path, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        assert epochs_logged(tmp_path, run) == list(range(1, 31))
+    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
+
+
 def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
     faults = tmp_path / "faults"
     faults.mkdir()
