@@ -58,7 +58,7 @@ class RunConfig:
     gd_steps_per_epoch: int = 100  # full-batch GD: steps between two records
     dtype: str = "float64"
     seed: int = 0
-    # diverged: a NaN/inf loss, or divergence_epochs epochs in a row with a loss above
+    # diverged: a NaN/inf loss, or divergence_epochs epochs in a row stuck above
     # divergence_factor x the trivial loss (predicting the mean input; rankae/records.py)
     divergence_factor: float = 2.0
     divergence_epochs: int = 3

@@ -18,6 +18,7 @@ and read once per epoch; SVDs run once per epoch, outside the step loop.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -100,7 +101,8 @@ class Trainer:
         self.stage = 1
         self.elapsed_s = 0.0
         self.trivial_loss = trivial_loss(self.data.train.images)
-        self.blown_up_epochs = 0  # consecutive epochs above divergence_factor x trivial_loss
+        self.blown_up_epochs = 0  # consecutive epochs stuck above divergence_factor x trivial
+        self.best_loss = float("inf")
         self.diverged = False
         self.stable_epochs = 0
         self.last_we_rank: int | None = None
@@ -209,8 +211,10 @@ class Trainer:
         self.epoch += 1
         self.step += steps
         self.blown_up_epochs = blown_up_streak(
-            loss, self.blown_up_epochs, self.trivial_loss, cfg.divergence_factor
+            loss, self.blown_up_epochs, self.best_loss, self.trivial_loss, cfg.divergence_factor
         )
+        if math.isfinite(loss):
+            self.best_loss = min(self.best_loss, loss)
         self.diverged = is_diverged(loss, self.blown_up_epochs, cfg.divergence_epochs)
         we_sv, latent_sv = (None, None) if self.diverged else self.spectra_now()
         stage, switch = self.stage, None
@@ -274,6 +278,7 @@ class Trainer:
             "stage": self.stage,
             "elapsed_s": self.elapsed_s,
             "blown_up_epochs": self.blown_up_epochs,
+            "best_loss": self.best_loss,
             "diverged": self.diverged,
             "stable_epochs": self.stable_epochs,
             "last_we_rank": self.last_we_rank,
@@ -293,7 +298,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.order.set_state(state["order"])
-        for name in ("epoch", "step", "stage", "elapsed_s", "blown_up_epochs", "diverged"):
+        names = ("epoch", "step", "stage", "elapsed_s", "blown_up_epochs", "best_loss", "diverged")
+        for name in names:
             setattr(self, name, state[name])
         self.stable_epochs, self.last_we_rank = state["stable_epochs"], state["last_we_rank"]
         self.initial_we_rank = state["initial_we_rank"]

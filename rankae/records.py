@@ -63,13 +63,26 @@ def trivial_loss(inputs: torch.Tensor) -> float:
     return float(((x - x.mean(dim=0)) ** 2).mean())
 
 
-def blown_up_streak(loss: float, streak: int, trivial: float, factor: float) -> int:
-    """Consecutive epochs (including this one) whose loss exceeds `factor` x the trivial loss."""
-    return streak + 1 if not math.isfinite(loss) or loss > factor * trivial else 0
+# an epoch above the trivial level still "recovers" while it improves on the run's best
+# so far by more than this fraction (healthy early epochs on small data do, by ~40%)
+RECOVERING_IMPROVEMENT = 0.1
+
+
+def blown_up_streak(loss: float, streak: int, best: float, trivial: float, factor: float) -> int:
+    """Consecutive epochs (this one included) that are blown up; 0 after a healthy epoch.
+
+    Blown up: a non-finite loss, or a loss above `factor` x the trivial loss that is not
+    recovering (not at least RECOVERING_IMPROVEMENT below `best`, the run's lowest loss of
+    the epochs before). A run still coming down from its initialisation never counts.
+    """
+    if not math.isfinite(loss):
+        return streak + 1
+    stuck = loss > factor * trivial and loss > (1 - RECOVERING_IMPROVEMENT) * best
+    return streak + 1 if stuck else 0
 
 
 def is_diverged(loss: float, streak: int, epochs: int) -> bool:
-    """Divergence: a non-finite loss, or `epochs` epochs in a row above factor x trivial.
+    """Divergence: a non-finite loss, or `epochs` blown-up epochs in a row.
 
     A single spike that recovers (seen in healthy runs with large alpha) never counts.
     """
