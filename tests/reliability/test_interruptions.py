@@ -164,7 +164,7 @@ def test_escalation_resumes_at_the_right_alpha(tmp_path):
             for r in trials
             if r.data.params["depth"] == depth and r.data.tags["diverged"] == "true"
         ]
-        ladder = [100.0, 200.0]
+        ladder = [50.0, 100.0]  # the smoke ladder: one low rung, then start
         assert alphas == ladder[: len(alphas)]  # a prefix of the ladder: nothing skipped
         if diverged:
             assert alphas[-1] == min(diverged)  # nothing launched after a divergence
