@@ -54,12 +54,17 @@ def select_labelled(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
 def _stratified_split(
     labels: torch.Tensor, fraction: float, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fit, val) indices; each class gives round(fraction * size) to val, but keeps one."""
+    """(fit, val) indices; each class gives round(fraction * size) to val, but keeps one.
+
+    With fraction > 0 a class of two or more gives at least one, so a small labelled set
+    (e.g. 2 per class) still has a validation split and acc_selected is a number.
+    """
     fit, val = [], []
     for cls in torch.unique(labels).tolist():
         members = torch.nonzero(labels == cls).flatten()
         members = members[torch.randperm(members.numel(), generator=gen)]
-        k = min(round(fraction * members.numel()), members.numel() - 1)
+        share = round(fraction * members.numel())
+        k = min(max(share, 1) if fraction > 0 else 0, members.numel() - 1)
         val.append(members[:k])
         fit.append(members[k:])
     return torch.cat(fit), torch.cat(val)

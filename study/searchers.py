@@ -10,6 +10,7 @@ again. `plan_complete` replays a plan over finished trials to tell whether it is
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -139,6 +140,10 @@ class FinalMetricOptuna(Searcher):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        # Optuna refuses a NaN value and Ray's OptunaSearch only logs that, leaving the
+        # Optuna trial RUNNING forever: a non-finite objective is a missing one (pruned)
+        if result is not None and not math.isfinite(result.get(self.objective, math.nan)):
+            result = {k: v for k, v in result.items() if k != self.objective}
         self.inner.on_trial_complete(trial_id, result=result, error=error)
 
     def save(self, checkpoint_path: str) -> None:

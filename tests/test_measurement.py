@@ -116,6 +116,9 @@ def test_acc_best_trains_on_every_label_and_acc_selected_holds_some_out() -> Non
     labels = torch.arange(10).repeat(10)
     fit, val = _stratified_split(labels, 0.0, torch.Generator().manual_seed(0))
     assert len(fit) == 100 and len(val) == 0
+    two_per_class = torch.arange(10).repeat(2)  # round(0.2 x 2) = 0, yet one is held out
+    fit, val = _stratified_split(two_per_class, 0.2, torch.Generator().manual_seed(0))
+    assert sorted(two_per_class[val].tolist()) == list(range(10)) and len(fit) == 10
     config = TINY_MNIST.replace(
         bottleneck="explicit", k=4, classifier_labels=100, classifier_epochs=5, epochs=1
     )
