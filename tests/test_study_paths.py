@@ -83,7 +83,8 @@ def test_an_optuna_trial_with_a_nan_objective_is_told_as_pruned_not_left_running
         searcher.suggest(trial_id)
         searcher.on_trial_complete(trial_id, result={"acc": acc, "loss": 0.1})
     trials = optuna.load_study(study_name="s", storage=storage).trials
-    assert [t.state for t in trials] == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
+    state = optuna.trial.TrialState
+    assert [t.state for t in trials] == [state.PRUNED, state.COMPLETE]
     assert trials[1].value == 0.5
 
 
