@@ -20,7 +20,7 @@ def _fmt(value: float) -> str:
     return "-" if pd.isna(value) else f"{value:.3g}"
 
 
-def overview(trials: pd.DataFrame, smoke: bool) -> list[str]:
+def overview(trials: pd.DataFrame, preset: str = "full") -> list[str]:
     """How much was run, how much of it is usable, and how long it took."""
     configs = trials.groupby(["method", "depth", "alpha", "k"], dropna=False).ngroups
     seeds = sorted(int(s) for s in trials["seed"].dropna().unique())
@@ -30,10 +30,17 @@ def overview(trials: pd.DataFrame, smoke: bool) -> list[str]:
         f"{int((trials['status'] != 'FINISHED').sum())} did not finish; "
         f"training time {trials['elapsed_s'].sum() / 60:.1f} trial-minutes in total."
     ]
-    if smoke:
+    if preset == "smoke":
         lines.append(
             "This is a --smoke invocation (few images, few epochs): its numbers exercise the "
             "pipeline and are not evidence for or against the paper."
+        )
+    elif preset == "laptop":
+        lines.append(
+            "This is a --preset laptop invocation (a training subset for a few thousand "
+            "steps, FID from a few hundred samples): it shows where each method heads at that "
+            "scale, not the paper's 200-epoch values, and its FIDs compare only with runs "
+            "at the same sample count."
         )
     if len(seeds) == 1:
         lines.append("One seed per configuration: no spread is known; ± columns are empty.")

@@ -182,7 +182,8 @@ def build_report(
     comparison = implicit_vs_explicit(pooled)
     out = Path(out or Path("reports") / study)
     out.mkdir(parents=True, exist_ok=True)
-    smoke = any(p.data.params.get("smoke") == "True" for p in runs.parents)
+    tiers = {p.data.params.get("preset", "full") for p in runs.parents}
+    preset = next((t for t in ("smoke", "laptop") if t in tiers), "full")  # the smallest
 
     doc = Document(f"Study report: {study}")
     doc.paragraph(
@@ -192,7 +193,7 @@ def build_report(
         f"python -m analysis.report; every sentence below is generated from the numbers."
     )
     doc.heading("Findings")
-    doc.bullets(overview(trials, smoke))
+    doc.bullets(overview(trials, preset))
     doc.bullets(rank_findings(trials))
     doc.bullets(two_stage_findings(trials))
     doc.bullets(escalation_findings(trials))

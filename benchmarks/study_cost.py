@@ -27,7 +27,7 @@ from train_throughput import describe, machine_description, trainer_rate
 from rankae.config import RunConfig, linear_synthetic
 from rankae.engine import Trainer
 from study import cost
-from study.studies import load, names
+from study.studies import config, names
 
 ISSUE_6_GPU_FP64 = {"naive": cost.MEASURED.conv_steps_per_s_gpu, "vectorised": 735.0}
 PROBE_DEPTH = 16
@@ -56,7 +56,7 @@ def table(rates: cost.StepRates) -> str:
     )
     lines = [head, "|---|---|---|---|---|---|---|"]
     for name in names():
-        spec = load(name).get_config(smoke=False)
+        spec = config(name)
         estimate = cost.estimate(spec)
         measured = cost.estimate(spec, rates).cpu_hours
         if estimate.gpu_hours is None:

@@ -9,6 +9,7 @@ Validation happens once, in `RunConfig.validate()`, with messages a person can a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -71,7 +72,10 @@ class RunConfig:
 
     # --- two-stage training (Sec. 3.2) --------------------------------------------
     two_stage: bool = False
-    patience: int = 5
+    # switch once W_e's rank has been unchanged for this many optimiser steps. Counted in
+    # steps, not epochs, so it means the same on a subset: App. C's 5 epochs of 60,000
+    # images at batch 32 are 5 x 1,875 steps
+    patience_steps: int = 9375
     force_switch_epoch: int | None = None  # switch here if W_e's rank never settles
 
     # --- downstream evaluation (App. C) -------------------------------------------
@@ -131,7 +135,7 @@ class RunConfig:
         _at_least("n_eval", self.n_eval, 2)
         _at_least("seed", self.seed, 0)
         _at_least("data_seed", self.data_seed, 0)
-        _at_least("patience", self.patience, 1)
+        _at_least("patience_steps", self.patience_steps, 1)
         _at_least("divergence_epochs", self.divergence_epochs, 1)
         _at_least("gmm_components", self.gmm_components, 1)
         _at_least("fid_samples", self.fid_samples, 2)
@@ -152,26 +156,35 @@ class RunConfig:
         _positive("init_scale", self.init_scale)
         _positive("lr", self.lr)
         _positive("classifier_lr", self.classifier_lr)
-        if not (isinstance(self.divergence_factor, int | float) and self.divergence_factor > 1):
+        if not (_finite(self.divergence_factor) and self.divergence_factor > 1):
             raise ConfigError(
-                f"divergence_factor={self.divergence_factor!r} is invalid: must be a number > 1 "
+                f"divergence_factor={self.divergence_factor!r} is invalid: must be a finite "
+                "number > 1 "
                 "(a multiple of the trivial loss; at or below 1 a stalled run would count)"
             )
-        if self.synth_noise < 0:
-            raise ConfigError(f"synth_noise={self.synth_noise!r} is invalid: must be >= 0")
+        if not (_finite(self.synth_noise) and self.synth_noise >= 0):
+            raise ConfigError(f"synth_noise={self.synth_noise!r} is invalid: must be finite, >= 0")
+        if self.synth_rank > min(self.synth_samples, self.synth_dim):
+            raise ConfigError(
+                f"synth_rank={self.synth_rank} is invalid: X = X1 X2 has rank at most "
+                f"min(synth_samples={self.synth_samples}, synth_dim={self.synth_dim})"
+            )
         _open_unit("rank_threshold", self.rank_threshold)
         _open_unit("classifier_val_fraction", self.classifier_val_fraction)
-        if self.bottleneck == "explicit":
-            if self.k is None:
-                raise ConfigError(
-                    f"k=None is invalid for the explicit bottleneck: "
-                    f"give an integer 1 <= k <= latent_dim={self.latent_dim}"
-                )
-            if not (isinstance(self.k, int) and 1 <= self.k <= self.latent_dim):
-                raise ConfigError(
-                    f"k={self.k!r} is invalid: must be an integer 1 <= k <= "
-                    f"latent_dim={self.latent_dim}"
-                )
+        if self.bottleneck == "explicit" and self.k is None:
+            raise ConfigError(
+                f"k=None is invalid for the explicit bottleneck: "
+                f"give an integer 1 <= k <= latent_dim={self.latent_dim}"
+            )
+        if self.k is not None and not (
+            isinstance(self.k, int)
+            and not isinstance(self.k, bool)
+            and 1 <= self.k <= self.latent_dim
+        ):  # checked even where unused, so a typo is not silently ignored
+            raise ConfigError(
+                f"k={self.k!r} is invalid: must be an integer 1 <= k <= "
+                f"latent_dim={self.latent_dim}"
+            )
         if self.downstream and self.n_train is not None and self.classifier_labels > self.n_train:
             raise ConfigError(
                 f"classifier_labels={self.classifier_labels} is invalid: the labelled set comes "
@@ -233,8 +246,12 @@ def _at_least(name: str, value: Any, low: int) -> None:
 
 
 def _positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name}={value!r} is invalid: must be a number > 0")
+    if not _finite(value) or not value > 0:
+        raise ConfigError(f"{name}={value!r} is invalid: must be a finite number > 0")
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def _open_unit(name: str, value: Any) -> None:

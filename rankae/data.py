@@ -11,6 +11,7 @@ in `<root>/MNIST/raw/` and does not go online (that is how CI runs offline).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,14 @@ def _torchvision_dataset(cls_name: str, split: str, root: Path, how_to_get: str)
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
+    # the topmost folder the download would create: removed again if it fails, so a
+    # rejected command leaves nothing behind
+    created = next((p for p in reversed((root, *root.parents)) if not p.exists()), None)
     try:
         return cls(str(root), train=split == "train", download=True)
     except (RuntimeError, OSError) as err:  # URLError is an OSError
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise DataNotFoundError(
             f"{cls_name} is not under data root {root} and could not be downloaded "

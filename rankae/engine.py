@@ -5,7 +5,7 @@ Full-batch gradient descent (the synthetic experiment) counts `gd_steps_per_epoc
 one "epoch"; minibatch Adam (images) walks a seeded permutation of the training set.
 
 Two-stage training (Sec. 3.2): while `stage == 1` the N-layer sub-network trains; once W_e's
-rank has been unchanged for `patience` consecutive epochs (or at `force_switch_epoch`), the
+rank has been unchanged for `patience_steps` steps (or at `force_switch_epoch`), the
 sub-network is replaced by an explicit d -> k -> d bottleneck with k = that rank, set from
 W_e's truncated SVD so the function barely moves (only singular values below the rank
 threshold are dropped). The encoder and decoder keep their Adam state; the new bottleneck
@@ -104,7 +104,7 @@ class Trainer:
         self.blown_up_epochs = 0  # consecutive epochs stuck above divergence_factor x trivial
         self.best_loss = float("inf")
         self.diverged = False
-        self.stable_epochs = 0
+        self.stable_steps = 0  # steps since W_e's rank last changed (checked once per epoch)
         self.last_we_rank: int | None = None
         self.initial_we_rank = self._we_rank_now()  # a rank still here has not settled
         self.switch: StageSwitch | None = None
@@ -232,17 +232,17 @@ class Trainer:
             latent_singular_values=latent_sv,
         )
         if cfg.two_stage and self.stage == 1 and not self.diverged:
-            switch = self._maybe_switch(record.we_rank)
+            switch = self._maybe_switch(record.we_rank, steps)
         self.elapsed_s += train_time + time.perf_counter() - start
         self.spectra.append({"epoch": self.epoch, "stage": stage, "we": we_sv, "latent": latent_sv})
         return dataclasses.replace(record, elapsed_s=self.elapsed_s, switch=switch)
 
-    def _maybe_switch(self, we_rank: int) -> StageSwitch | None:
+    def _maybe_switch(self, we_rank: int, steps: int) -> StageSwitch | None:
         cfg = self.config
-        self.stable_epochs = self.stable_epochs + 1 if we_rank == self.last_we_rank else 0
+        self.stable_steps = self.stable_steps + steps if we_rank == self.last_we_rank else 0
         self.last_we_rank = we_rank
         # a rank that never left its initial value (e.g. still d) has regularised nothing
-        settled = self.stable_epochs >= cfg.patience and we_rank != self.initial_we_rank
+        settled = self.stable_steps >= cfg.patience_steps and we_rank != self.initial_we_rank
         forced = not settled and cfg.force_switch_epoch is not None
         if not settled and not (forced and self.epoch >= cfg.force_switch_epoch):
             return None
@@ -280,7 +280,7 @@ class Trainer:
             "blown_up_epochs": self.blown_up_epochs,
             "best_loss": self.best_loss,
             "diverged": self.diverged,
-            "stable_epochs": self.stable_epochs,
+            "stable_steps": self.stable_steps,
             "last_we_rank": self.last_we_rank,
             "initial_we_rank": self.initial_we_rank,
             "switch": None if self.switch is None else asdict(self.switch),
@@ -301,7 +301,7 @@ class Trainer:
         names = ("epoch", "step", "stage", "elapsed_s", "blown_up_epochs", "best_loss", "diverged")
         for name in names:
             setattr(self, name, state[name])
-        self.stable_epochs, self.last_we_rank = state["stable_epochs"], state["last_we_rank"]
+        self.stable_steps, self.last_we_rank = state["stable_steps"], state["last_we_rank"]
         self.initial_we_rank = state["initial_we_rank"]
         self.switch = StageSwitch(**state["switch"]) if state["switch"] else None
         self.spectra = list(state["spectra"])

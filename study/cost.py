@@ -3,7 +3,9 @@
 The rates are measurements (see docs/benchmarks.md), not guesses: full-batch GD on the
 linear model costs ~0.22 ms per sub-network layer per step on one core of the 2-core CI
 machine; the MNIST conv AE (fp64, batch 32) runs ~3 steps/s on one such core and 164
-steps/s with the naive loop on one H100 (issue 6's table, measured elsewhere).
+steps/s with the naive loop on one H100 (issue 6's table, measured elsewhere); in float32
+~10 steps/s per core (a 6,000-image laptop run, one thread, per-epoch evaluation included);
+pytorch-fid's Inception features ~0.24 s per image on such a core.
 `python benchmarks/study_cost.py` re-measures the CPU rates.
 """
 
@@ -27,14 +29,22 @@ class StepRates:
     linear_ms_overhead: float = 0.4
     linear_ms_per_layer: float = 0.22
     conv_steps_per_s_cpu: float = 3.0
+    conv_steps_per_s_cpu_fp32: float = 10.0
     conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (issue 6's table)
+    fid_s_per_image_cpu: float = 0.24
 
     def seconds_per_step(self, config: RunConfig, device: str = "cpu") -> float:
         if config.architecture == "linear":
             layers = config.depth if config.bottleneck == "linear_net" else 0
             return (self.linear_ms_overhead + self.linear_ms_per_layer * layers) / 1000
-        rate = self.conv_steps_per_s_gpu if device == "gpu" else self.conv_steps_per_s_cpu
-        return 1.0 / rate
+        if device == "gpu":
+            return 1.0 / self.conv_steps_per_s_gpu
+        fp32 = config.dtype == "float32"
+        return 1.0 / (self.conv_steps_per_s_cpu_fp32 if fp32 else self.conv_steps_per_s_cpu)
+
+    def downstream_seconds_cpu(self, config: RunConfig) -> float:
+        """The FID features of one run's samples (the classifiers cost seconds)."""
+        return config.fid_samples * self.fid_s_per_image_cpu if config.downstream else 0.0
 
 
 MEASURED = StepRates()
@@ -72,7 +82,13 @@ def trial_configs(spec: StudySpec) -> list[RunConfig]:
 def estimate(spec: StudySpec, rates: StepRates = MEASURED) -> Estimate:
     configs = trial_configs(spec)
     steps = sum(steps_per_run(c) for c in configs)
-    cpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "cpu") for c in configs) / 3600
+    cpu = (
+        sum(
+            steps_per_run(c) * rates.seconds_per_step(c, "cpu") + rates.downstream_seconds_cpu(c)
+            for c in configs
+        )
+        / 3600
+    )
     linear = all(c.architecture == "linear" for c in configs)
     gpu = None
     if not linear:

@@ -2,6 +2,7 @@
 
     python -m study.run --list
     python -m study.run linear_depth_sweep [--smoke] [--seeds 0,1,2] [--set key=value ...]
+    python -m study.run mnist_explicit --preset laptop      # the CPU-hour tier
     python -m study.run mnist_alpha_sweep --dry-run
     python -m study.run mnist_alpha_sweep --resume          # continue the latest invocation
     python -m study.run mnist_depth_sweep --gpus-per-trial 0.5   # seeds side by side per trial
@@ -35,7 +36,7 @@ from search_spaces import AlphaEscalation, Grid, OptunaSpace
 from .cost import estimate
 from .members import GROUP_SEEDS_KEY
 from .spec import StudySpec, parse_override
-from .studies import load, names
+from .studies import TIERS, config, load, names, presets
 from .table import escalation_summary, summary_table, trial_rows
 
 STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
@@ -63,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
     p.add_argument("name", nargs="?", help="a study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the named studies and exit")
-    p.add_argument("--smoke", action="store_true", help="the small preset (CPU, minutes)")
+    p.add_argument(
+        "--preset",
+        choices=TIERS,
+        default=None,
+        help="full (the paper's protocol; default), laptop (an hour or so on 2 CPU "
+        "cores, where the study offers it) or smoke (minutes: the code path only)",
+    )
+    p.add_argument("--smoke", action="store_true", help="short for --preset smoke")  # fmt: skip
     p.add_argument("--seeds", help="comma-separated seeds, or a count n for 0..n-1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
@@ -99,12 +107,36 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         ) from None
     if not seeds or any(s < 0 for s in seeds):
         raise UsageError(f"--seeds {text!r} is invalid: seeds must be integers >= 0")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise UsageError(
+            f"--seeds {text!r} repeats seed(s) {', '.join(map(str, repeated))}: each seed is one "
+            "run, give it once"
+        )
     return seeds
+
+
+def preset_of(options: dict[str, Any]) -> str:
+    """--preset, or smoke for --smoke; the two disagreeing is misuse."""
+    preset, smoke = options.get("preset"), options.get("smoke")
+    if smoke and preset not in (None, "smoke"):
+        raise UsageError(f"--smoke contradicts --preset {preset}: give one of them")
+    return "smoke" if smoke else preset or "full"
+
+
+def check_counts(options: dict[str, Any]) -> None:
+    """The integer options: --max-failures and --max-concurrent are counts (0 = no limit for
+    --max-concurrent); Ray would read a negative --max-failures as "retry forever"."""
+    for flag, key in (("--max-failures", "max_failures"), ("--max-concurrent", "max_concurrent")):
+        value = options.get(key)
+        if value is not None and value < 0:
+            raise UsageError(f"{flag} {value} is invalid: must be an integer >= 0")
 
 
 def resolve_spec(options: dict[str, Any]) -> StudySpec:
     """Study module preset -> CLI changes -> validated spec (every trial config built once)."""
-    spec: StudySpec = load(options["name"]).get_config(smoke=options["smoke"])
+    check_counts(options)
+    spec = config(options["name"], preset_of(options))
     if options.get("seeds"):
         spec = replace(spec, seeds=parse_seeds(options["seeds"]))
     overrides = dict(parse_override(item) for item in options.get("set", []))
@@ -119,11 +151,17 @@ def resolve_spec(options: dict[str, Any]) -> StudySpec:
     gpus = options.get("gpus_per_trial")
     cpus = options.get("cpus_per_trial")
     if cpus is not None:
-        if not cpus > 0:
-            raise UsageError(f"--cpus-per-trial {cpus:g} is invalid: must be > 0")
+        if not (math.isfinite(cpus) and cpus > 0):
+            raise UsageError(f"--cpus-per-trial {cpus:g} is invalid: must be a finite number > 0")
+        cores = os.cpu_count() or 1
+        if not options.get("address") and cpus > cores:
+            raise UsageError(
+                f"--cpus-per-trial {cpus:g} exceeds the {cores} CPU(s) of this machine "
+                "(the local Ray instance has no more)"
+            )
         spec = replace(spec, cpus_per_trial=cpus)
     if gpus is not None:
-        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        if not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
             raise UsageError(
                 f"--gpus-per-trial {gpus:g} is invalid: use a fraction in [0, 1] or a whole number"
             )
@@ -147,6 +185,11 @@ def check_storage(storage: str) -> str:
         return storage
     path = Path(storage).expanduser().absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(
+            f"--storage {storage!r} is invalid: {existing} is a file, and the results storage "
+            "must be a folder (created if missing)"
+        )
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--storage {storage!r} is not writable ({existing} is read-only)")
     if existing.is_relative_to("/proc") or existing.is_relative_to("/sys"):
@@ -173,15 +216,15 @@ def check_data(spec: StudySpec) -> None:
 # -- printing ---------------------------------------------------------------------------
 def list_studies() -> None:
     for name in names():
-        module = load(name)
-        spec = module.get_config(smoke=False)
-        summary = (module.__doc__ or "").strip().split("\n")[0]
-        print(f"{name:22s} {spec.figure:32s} CPU {spec.expected_cpu} | GPU {spec.expected_gpu}")
+        spec = config(name)
+        summary = (load(name).__doc__ or "").strip().split("\n")[0]
+        print(f"{name:22s} {spec.figure:32s} presets: {', '.join(presets(name))}")
         print(f"{'':22s} {summary}")
+        print(f"{'':22s} CPU {spec.expected_cpu} | GPU {spec.expected_gpu}")
 
 
 def describe_plan(spec: StudySpec) -> str:
-    lines = [f"study {spec.name} ({spec.figure}); seeds {list(spec.seeds)}"]
+    lines = [f"study {spec.name} ({spec.figure}), preset {spec.preset}; seeds {list(spec.seeds)}"]
     base = spec.base
     lines.append(
         f"base: dataset={base.dataset} n_train={base.n_train or 'all'} epochs={base.epochs} "
@@ -197,9 +240,11 @@ def describe_plan(spec: StudySpec) -> str:
         lines.append(f"seeds per trial: {per_trial}")
     cost = estimate(spec)
     gpu = "n/a (CPU is as fast)" if cost.gpu_hours is None else f"{cost.gpu_hours:.2f} GPU-h"
+    cores = min(os.cpu_count() or 1, cost.trials)  # one trial per core
     lines.append(
         f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} trials, "
-        f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h, {gpu}"
+        f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h "
+        f"(~{cost.cpu_hours * 60 / cores:,.0f} min on this machine's {cores} cores), {gpu}"
     )
     return "\n".join(lines)
 
@@ -330,9 +375,26 @@ def save_invocation(run_name: str, record: dict[str, Any]) -> Path:
     return path
 
 
+def check_resume_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--resume continues an invocation as it was started: any other flag is refused by name
+    (applying it would change the plan or the resources of trials already checkpointed)."""
+    defaults = vars(parser.parse_args([args.name]))
+    kept = ("name", "resume", "dry_run")
+    changed = [k for k, v in vars(args).items() if k not in kept and v != defaults[k]]
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise UsageError(
+            f"--resume continues an invocation with the options it was started with; "
+            f"{flags} cannot change it (start a new invocation instead)"
+        )
+
+
 def find_invocation(study: str, which: str) -> dict[str, Any]:
+    """The named invocation, or the latest one started: by the UTC start time in its name
+    (`<study>-<YYYYmmdd-HHMMSS>-<hex>`), not by when its record was last written, so resuming
+    an older invocation does not make it the latest."""
     found = STATE_DIR.glob(f"{study}-*.json") if STATE_DIR.is_dir() else []
-    candidates = sorted(found, key=lambda path: path.stat().st_mtime)
+    candidates = sorted(found, key=lambda path: path.stem.removeprefix(f"{study}-"))
     if which != "latest":
         candidates = [c for c in candidates if c.stem == which]
     if not candidates:
@@ -363,7 +425,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         spec.name,
         run_name,
         parent_run_id=invocation["parent_run_id"],
-        study_params={"study": spec.name, "smoke": options["smoke"], "seeds": spec.seeds,
+        study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
                       "plan": plan_lines(spec)[0], "seeds_per_trial": spec.seeds_per_trial,
                       **spec.overrides},
     )  # fmt: skip
@@ -458,19 +520,45 @@ def report(spec: StudySpec, trials: list, tracker: Any) -> int:
                 summary[f"largest_stable_alpha_N{row.depth}"] = row.largest_stable_alpha
             if row.divergence_alpha is not None:
                 summary[f"divergence_alpha_N{row.depth}"] = row.divergence_alpha
+    for line in recovery_lines(rows):
+        log.warning("%s", line)
+        text += "\n\n" + line
     tracker.log_study_summary(summary, text)
     failed = rows[rows["errored"]]
     if len(failed):
-        names = [
-            f"{r.method} N={r.depth} alpha={r.alpha} k={r.k} seed={r.seed}"
-            for r in failed.itertuples()
-        ]
+        names = [run_label(r) for r in failed.itertuples()]
         log.error(
             "%d trial(s) failed: %s (tracebacks: error.txt and stderr in each trial's folder)",
             len(failed), "; ".join(names),
         )  # fmt: skip
         return 1
     return 0
+
+
+def run_label(row: Any) -> str:
+    return f"{row.method} N={row.depth} alpha={row.alpha} k={row.k} seed={row.seed}"
+
+
+def recovery_lines(rows: Any) -> list[str]:
+    """Which runs recovered, and how: a reader of the summary sees every restart."""
+    lines = []
+    scratch = rows[rows["checkpoint_discarded"]]
+    if len(scratch):
+        names = "; ".join(run_label(r) for r in scratch.itertuples())
+        lines.append(
+            f"{len(scratch)} run(s) restarted from scratch because their checkpoint was "
+            f"unreadable: {names}"
+        )
+    resumed = rows[rows["resumed_from_epoch"].notna() & ~rows["checkpoint_discarded"]]
+    if len(resumed):
+        names = "; ".join(
+            f"{run_label(r)} (from epoch {int(r.resumed_from_epoch)})" for r in resumed.itertuples()
+        )
+        lines.append(
+            f"{len(resumed)} run(s) resumed from a checkpoint after a crash or an interruption: "
+            f"{names}"
+        )
+    return lines
 
 
 def setup_logging() -> None:
@@ -497,13 +585,14 @@ def main(argv: list[str] | None = None) -> int:
         invocation = None
         if args.resume:
             load(args.name)
+            check_resume_flags(parser, args)
             invocation = find_invocation(args.name, args.resume)
             options = {**invocation["options"], "resume": args.resume}
         spec = resolve_spec(options)
         if args.dry_run:
             print(describe_plan(spec))
             return 0
-        from .store import check_tracking_uri, default_tracking_uri
+        from .store import check_tracking_uri, default_tracking_uri, prepare_store
 
         options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
         check_tracking_uri(options["mlflow_uri"])
@@ -516,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    prepare_store(options["mlflow_uri"])  # every check passed: the first write
     start_ray(options.get("address"), spec.cpus_per_trial)
     if options.get("address"):
         import ray

@@ -1,6 +1,6 @@
 """What a named study is: a base run config, a plan of trials, seeds and resources.
 
-Study modules in `study/studies/` return a `StudySpec` from `get_config(smoke)`. Config
+Study modules in `study/studies/` return a `StudySpec` from `get_config(preset)`. Config
 values flow one way: CLI -> StudySpec -> plan -> trial config -> `rankae` objects.
 """
 
@@ -25,6 +25,7 @@ class StudySpec:
     base: RunConfig
     plan: Plan
     seeds: tuple[int, ...] = (0,)
+    preset: str = "full"  # the tier: full, laptop or smoke (study/studies/_presets.py)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     checkpoint_every: int = 1  # epochs between checkpoints (1: resume loses nothing)

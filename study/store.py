@@ -5,7 +5,10 @@ Kept free of Ray so the analysis side can import it cheaply.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import sqlite3
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -20,11 +23,18 @@ def default_tracking_uri() -> str:
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Fail fast (ValueError, one line) when the tracking store cannot be reached."""
+    """Fail fast (ValueError, one line) when the tracking store cannot be used; writes nothing.
+
+    An existing sqlite file is opened read-only and must be an MLflow store (or empty).
+    """
     if uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).parent
-        if not folder.is_dir():
-            raise ValueError(f"--mlflow-uri {uri!r}: folder {folder} does not exist")
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.parent.is_dir():
+            raise ValueError(f"--mlflow-uri {uri!r}: folder {path.parent} does not exist")
+        if path.exists():
+            _check_sqlite_store(uri, path)
+        elif not os.access(path.parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--mlflow-uri {uri!r}: folder {path.parent} is not writable")
         return
     if uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -38,5 +48,36 @@ def check_tracking_uri(uri: str) -> None:
             ) from None
         return
     if uri.startswith("file:") or "://" not in uri:
+        path = Path(uri.removeprefix("file://").removeprefix("file:")).expanduser().absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"--mlflow-uri {uri!r}: {existing} is not a writable folder")
         return
     raise ValueError(f"--mlflow-uri {uri!r}: scheme not supported (sqlite:///, http(s)://, file:)")
+
+
+def _check_sqlite_store(uri: str, path: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as err:
+        raise ValueError(f"--mlflow-uri {uri!r} is not an MLflow store ({err})") from None
+    if tables and "experiments" not in tables:
+        raise ValueError(
+            f"--mlflow-uri {uri!r} is an sqlite database without MLflow's tables: "
+            "give a new file or an MLflow store"
+        )
+
+
+def prepare_store(uri: str) -> None:
+    """Create (or upgrade) an sqlite store once, holding a lock on its folder: two
+    invocations started together in a new folder would otherwise both create MLflow's
+    schema, and one of them fail. Other stores need no preparation."""
+    if not uri.startswith("sqlite:///"):
+        return
+    folder = os.open(Path(uri.removeprefix("sqlite:///")).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        MlflowClient(uri).search_experiments(max_results=1)
+    finally:
+        os.close(folder)  # releases the lock

@@ -47,6 +47,9 @@ def _run_row(config: dict[str, Any], result: dict[str, Any], errored: bool) -> d
         "diverged": bool(result.get("diverged", False)),
         "errored": errored,
         "epochs": result.get("epoch"),
+        # recoveries: restarted from scratch (unreadable checkpoint) / resumed from epoch e
+        "checkpoint_discarded": bool(result.get("checkpoint_discarded", False)),
+        "resumed_from_epoch": result.get("resumed_from_epoch"),
     }
     row.update({key: result.get(key) for key in SUMMARISED})
     return row

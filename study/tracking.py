@@ -13,6 +13,7 @@ have no gaps or repeats.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 import time
@@ -28,6 +29,7 @@ from trainables.autoencoder import ARTIFACT_DIR
 
 from .members import GROUP_SEEDS_KEY, member_configs, member_results, member_seeds, method_of
 
+log = logging.getLogger("rankstudy")  # the driver's console (study.run.setup_logging)
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
 # settings that only mean something for the N-layer sub-network, or for the explicit bottleneck
@@ -96,6 +98,7 @@ class MlflowTracker(tune.Callback):
         self.runs: dict[tuple[str, int], str] = {}  # (trial_id, seed) -> run_id
         self.last_epoch: dict[str, int] = {}  # run_id -> last epoch logged
         self.finished_before: set[str] = set()
+        self.restarted: set[str] = set()  # runs whose discarded checkpoint was reported
 
     # -- runs: one per trial, or one per member of a vectorised group --------------------
     def _runs_for(self, trial: Any) -> list[str]:
@@ -177,6 +180,13 @@ class MlflowTracker(tune.Callback):
                 self._log_metrics(run_id, metrics)
 
     def _log_metrics(self, run_id: str, result: dict[str, Any]) -> None:
+        if result.get("checkpoint_discarded") and run_id not in self.restarted:
+            self.restarted.add(run_id)
+            self.client.set_tag(run_id, "checkpoint_discarded", "true")
+            log.warning(
+                "run %s: its checkpoint was unreadable; restarted from scratch (tag "
+                "checkpoint_discarded)", self.client.get_run(run_id).info.run_name,
+            )  # fmt: skip
         epoch = int(result.get("epoch", 0))
         if epoch <= self.last_epoch.get(run_id, 0):
             return  # already logged before a restart (or a member that stopped earlier)
@@ -188,8 +198,6 @@ class MlflowTracker(tune.Callback):
             if key in LOGGED_METRICS and isinstance(value, int | float)
         ]
         self.client.log_batch(run_id, metrics=metrics)
-        if result.get("checkpoint_discarded"):
-            self.client.set_tag(run_id, "checkpoint_discarded", "true")
         if result.get("diverged") or not math.isfinite(float(result.get("loss", 0.0))):
             self.client.set_tag(run_id, "diverged", "true")
 
@@ -204,6 +212,12 @@ class MlflowTracker(tune.Callback):
             subfolder = f"seed-{config['seed']}" if grouped else ""
             self._log_artifacts(run_id, trial, config, subfolder)
             self.client.set_terminated(run_id, "FINISHED")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        log.warning(
+            "trial %s failed (traceback: error.txt in its folder); Ray retries it from its "
+            "last checkpoint", trial.trial_id,
+        )  # fmt: skip
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
         run_ids = self._runs_for(trial)
@@ -234,8 +248,11 @@ class MlflowTracker(tune.Callback):
 
     # -- study level -------------------------------------------------------------------
     def log_study_summary(self, metrics: dict[str, float], table_markdown: str) -> None:
+        """The parent run's summary metrics, each logged only when its value is new: a
+        `--resume` of a finished plan adds no second point to their histories."""
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        logged = self.client.get_run(self.parent_run_id).data.metrics
+        batch = [Metric(k, float(v), now, 0) for k, v in metrics.items() if logged.get(k) != v]
         if batch:
             self.client.log_batch(self.parent_run_id, metrics=batch)
         self.client.log_text(self.parent_run_id, table_markdown, "results_table.md")

@@ -58,7 +58,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory, *studies: tuple[str, 
         marker = folder / f"{name}.done"
         if marker.exists():
             continue
-        options = {"name": name, "smoke": True, "set": overrides, "mlflow_uri": uri,
+        options = {"name": name, "preset": "smoke", "set": overrides, "mlflow_uri": uri,
                    "storage": str(folder / "ray_results"), "max_failures": 0}  # fmt: skip
         cwd = Path.cwd()
         os.chdir(folder)  # the invocation records (.rankstudy/) go beside the store

@@ -32,7 +32,7 @@ BAD_VALUES = [
     ({"optimizer": "sgd"}, "allowed are gd, adam"),
     ({"dtype": "float16"}, "allowed are float64, float32"),
     ({"lr": 0.0}, "number > 0"),
-    ({"patience": 0}, "integer >= 1"),
+    ({"patience_steps": 0}, "integer >= 1"),
 ]
 
 

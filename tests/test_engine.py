@@ -140,7 +140,9 @@ def checkpoint_round_trip(state: dict) -> dict:
     return torch.load(buffer, weights_only=True)
 
 
-TWO_STAGE = linear_synthetic(**SMALL_LINEAR, epochs=15, two_stage=True, patience=3)
+PATIENCE_EPOCHS = 3
+TWO_STAGE = linear_synthetic(**SMALL_LINEAR, epochs=15, two_stage=True)
+TWO_STAGE = TWO_STAGE.replace(patience_steps=PATIENCE_EPOCHS * TWO_STAGE.gd_steps_per_epoch)
 
 
 @pytest.mark.parametrize(
@@ -174,11 +176,11 @@ def test_resume_refuses_another_config() -> None:
         Trainer(SMALL_DIGITS.replace(seed=1), device="cpu").load_state_dict(state)
 
 
-def test_two_stage_switches_after_patience_stable_epochs() -> None:
-    """Sec. 3.2: switch once W_e's rank is unchanged for `patience` epochs; k = that rank."""
+def test_two_stage_switches_after_patience_steps_of_a_stable_rank() -> None:
+    """Sec. 3.2: switch once W_e's rank is unchanged for `patience_steps`; k = that rank."""
     trainer = Trainer(TWO_STAGE, device="cpu")
     records = list(trainer.run())
-    patience = TWO_STAGE.patience
+    patience = PATIENCE_EPOCHS  # rank checks are per epoch: patience_steps / steps per epoch
     (switched,) = [r for r in records if r.switch is not None]
     switch, at = switched.switch, switched.epoch
     ranks = [r.we_rank for r in records[:at]]
@@ -198,7 +200,7 @@ def test_two_stage_switches_after_patience_stable_epochs() -> None:
 
 
 def test_forced_switch_at_force_switch_epoch() -> None:
-    config = linear_synthetic(**SMALL_LINEAR, epochs=4, two_stage=True, patience=50)
+    config = linear_synthetic(**SMALL_LINEAR, epochs=4, two_stage=True, patience_steps=10**6)
     records = train(config.replace(force_switch_epoch=2))
     switches = [r.switch for r in records if r.switch is not None]
     assert [s.epoch for s in switches] == [2]

@@ -162,7 +162,7 @@ def test_a_rank_still_at_its_initial_value_is_not_settled() -> None:
     """With a learning rate too small to move W_e, its rank stays d: no switch, or a forced one."""
     frozen = linear_synthetic(
         synth_dim=64, latent_dim=32, depth=4, init_scale=1.0, lr=1e-9, epochs=6,
-        gd_steps_per_epoch=2, two_stage=True, patience=1,
+        gd_steps_per_epoch=2, two_stage=True, patience_steps=1,
     )  # fmt: skip
     records = list(Trainer(frozen, device="cpu").run())
     assert all(r.we_rank == 32 and r.switch is None and r.stage == 1 for r in records)

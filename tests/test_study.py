@@ -140,7 +140,7 @@ def test_escalation_stops_at_the_first_diverging_alpha(ray_local, tmp_path, caps
     options = {
         "mlflow_uri": f"sqlite:///{db}",
         "storage": str(tmp_path / "ray"),
-        "smoke": False,
+        "preset": "full",
         "max_failures": 0,
     }
     assert run_study(spec, options, None) == 0

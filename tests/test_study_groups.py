@@ -36,7 +36,7 @@ def options(tmp_path) -> dict:
     return {
         "mlflow_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "storage": str(tmp_path / "ray"),
-        "smoke": False,
+        "preset": "full",
         "max_failures": 0,
     }
 

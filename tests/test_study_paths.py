@@ -199,12 +199,13 @@ def test_ray_auth_is_turned_off_only_for_the_local_instance(ray_local, monkeypat
 # -- the CUDA-graph step is opt-in until it has passed on a GPU ----------------------------
 def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
     from study.run import resolve_spec
-    from study.studies import load, names
+    from study.studies import config, names, presets
 
     for name in names():
-        spec = load(name).get_config(smoke=True)
-        assert spec.run_config(spec.plan.variants[0] if hasattr(spec.plan, "variants") else {},
-                               0).cuda_graph is False, name  # fmt: skip
+        for preset in presets(name):
+            spec = config(name, preset)
+            variant = spec.plan.variants[0] if hasattr(spec.plan, "variants") else {}
+            assert spec.run_config(variant, 0).cuda_graph is False, (name, preset)
     options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
     spec = resolve_spec(options)
     assert {config["cuda_graph"] for config in spec.grid_configs()} == {True}

@@ -129,7 +129,7 @@ def test_conv_adam_members_equal_separate_runs_and_a_diverged_one_is_masked() ->
 def test_two_stage_members_switch_and_train_on_alone() -> None:
     """At the switch each member swaps in d -> k -> d (its own k) and continues as a Trainer."""
     base = RunConfig(dataset="digits", n_train=32, n_eval=32, batch_size=16, epochs=3)
-    base = base.replace(two_stage=True, patience=1, force_switch_epoch=2)
+    base = base.replace(two_stage=True, patience_steps=1, force_switch_epoch=2)
     configs = [base.replace(seed=0), base.replace(seed=1, alpha=300.0)]
     vectorised = VectorizedTrainer(configs, device="cpu")
     records = list(vectorised.run())

@@ -21,11 +21,16 @@ DEPTHS = (4, 8, 16, 32)
 LOW_RUNGS = (1.0, 10.0, 50.0)  # Fig. 3 rises with alpha up to ~100: rungs below it
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+PRESETS = ("full", "smoke")
+
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     return StudySpec(
         name="cifar10_alpha_sweep",
+        preset=preset,
         figure="App. D, Fig. 7",
-        base=images("cifar10", smoke, two_stage=True, init="orthogonal", init_scale=1.0),
+        base=images("cifar10", preset, two_stage=True, init="orthogonal", init_scale=1.0),
         plan=AlphaEscalation(
             depths=(4, 16) if smoke else DEPTHS,
             start=100.0,

@@ -17,11 +17,16 @@ from ._presets import MNIST_SEEDS, images
 KS = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96)
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+PRESETS = ("full", "smoke")
+
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     return StudySpec(
         name="cifar10_explicit",
+        preset=preset,
         figure="App. D, Fig. 8 (explicit baseline)",
-        base=images("cifar10", smoke),
+        base=images("cifar10", preset),
         plan=Grid(vanilla() + explicit_sweep((4, 16) if smoke else KS)),
         seeds=(0,) if smoke else MNIST_SEEDS,
         expected_cpu="weeks (use a GPU); smoke ~3 min",

@@ -15,11 +15,16 @@ from ._presets import linear
 ALPHAS = (1.0, 2.0, 4.0, 8.0)
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+PRESETS = ("full", "smoke")
+
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     return StudySpec(
         name="linear_alpha_sweep",
+        preset=preset,
         figure="Fig. 1(d)",
-        base=linear(smoke),
+        base=linear(preset),
         plan=Grid(alpha_sweep(16, ALPHAS[:2] if smoke else ALPHAS)),
         seeds=(0,) if smoke else (0, 1, 2),
         checkpoint_every=10,

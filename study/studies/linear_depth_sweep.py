@@ -18,12 +18,17 @@ DEPTHS = (4, 8, 12, 16, 20, 24, 28, 32)
 SMOKE_DEPTHS = (4, 16)
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+PRESETS = ("full", "smoke")
+
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     depths = SMOKE_DEPTHS if smoke else DEPTHS
     return StudySpec(
         name="linear_depth_sweep",
+        preset=preset,
         figure="Fig. 1(a)-(c)",
-        base=linear(smoke),
+        base=linear(preset),
         plan=Grid(
             vanilla()
             + depth_sweep("standard", depths)

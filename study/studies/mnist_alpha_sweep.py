@@ -1,13 +1,14 @@
 """Fig. 3: MNIST, orthogonal init + alpha + lr / N, two-stage training, alpha escalated.
 
-For each N in {4, 8, 16, 32}: alpha = 1, 10, 50, 100, 200, ... (all seeds per rung) until a run
-diverges (Sec. 3.2); each run trains the N-layer sub-network until W_e's rank is
-unchanged for 5 epochs, then continues with an explicit bottleneck of that rank.
-The paper finds behaviour alike for N > 8, improving with alpha up to ~100 and then
-flat until divergence.
+For each N: alpha climbs a ladder (all seeds per rung) until a run diverges (Sec. 3.2);
+each run trains the N-layer sub-network until W_e's rank is unchanged for
+`patience_steps`, then continues with an explicit bottleneck of that rank. The paper
+finds behaviour alike for N > 8, improving with alpha up to ~100 and then flat until
+divergence.
 
-    python -m study.run mnist_alpha_sweep  # GPU(s): 10 seeds per rung
-    python -m study.run mnist_alpha_sweep --smoke  # CPU: a few minutes
+    python -m study.run mnist_alpha_sweep                  # GPU(s): see LADDERS, 10 seeds
+    python -m study.run mnist_alpha_sweep --preset laptop  # CPU: ~45 min on 2 cores
+    python -m study.run mnist_alpha_sweep --smoke          # CPU: ~4 min
 
 MNIST from the data root.
 """
@@ -15,25 +16,30 @@ MNIST from the data root.
 from search_spaces import AlphaEscalation
 from study.spec import StudySpec
 
-from ._presets import MNIST_SEEDS, images
+from ._presets import LAPTOP_SEEDS, MNIST_SEEDS, images
 
+PRESETS = ("full", "laptop", "smoke")
 DEPTHS = (4, 8, 16, 32)
 LOW_RUNGS = (1.0, 10.0, 50.0)  # Fig. 3 rises with alpha up to ~100: rungs below it
+LADDERS = {  # preset -> depths, low rungs, start, step, max alpha
+    "full": (DEPTHS, LOW_RUNGS, 100.0, 100.0, 1000.0),
+    "laptop": ((4, 16), (10.0,), 100.0, 900.0, 1000.0),  # one rung per decade
+    "smoke": ((4, 16), (50.0,), 100.0, 100.0, 100.0),
+}
+SEEDS = {"full": MNIST_SEEDS, "laptop": LAPTOP_SEEDS, "smoke": (0,)}
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+def get_config(preset: str = "full") -> StudySpec:
+    depths, low_rungs, start, step, max_alpha = LADDERS[preset]
     return StudySpec(
         name="mnist_alpha_sweep",
+        preset=preset,
         figure="Fig. 3",
-        base=images("mnist", smoke, two_stage=True, init="orthogonal", init_scale=1.0),
+        base=images("mnist", preset, two_stage=True, init="orthogonal", init_scale=1.0),
         plan=AlphaEscalation(
-            depths=(4, 16) if smoke else DEPTHS,
-            start=100.0,
-            step=100.0,
-            max_alpha=100.0 if smoke else 1000.0,
-            low_rungs=(50.0,) if smoke else LOW_RUNGS,
+            depths=depths, start=start, step=step, max_alpha=max_alpha, low_rungs=low_rungs
         ),
-        seeds=(0,) if smoke else MNIST_SEEDS,
-        expected_cpu="weeks (use a GPU); smoke ~4 min",
-        expected_gpu="up to 400 trials x ~40 min (fp64, naive step) on one H100",
+        seeds=SEEDS[preset],
+        expected_cpu="weeks (use a GPU); laptop ~45 min on 2 cores; smoke ~4 min",
+        expected_gpu="up to 520 trials x ~40 min (fp64, naive step) on one H100",
     )

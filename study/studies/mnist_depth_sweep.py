@@ -17,11 +17,16 @@ from ._presets import MNIST_SEEDS, images
 DEPTHS = (2, 4, 8, 16, 32)
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+PRESETS = ("full", "smoke")
+
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     return StudySpec(
         name="mnist_depth_sweep",
+        preset=preset,
         figure="Fig. 2",
-        base=images("mnist", smoke),
+        base=images("mnist", preset),
         plan=Grid(vanilla() + depth_sweep("standard", (2, 8) if smoke else DEPTHS)),
         seeds=(0,) if smoke else MNIST_SEEDS,
         expected_cpu="weeks (use a GPU); smoke ~3 min",

@@ -3,8 +3,9 @@
 The explicit bottleneck caps the latent rank at k; sweeping k with downstream tasks finds
 the best rank by supervision. The implicit method should land in that optimal range.
 
-    python -m study.run mnist_explicit  # GPU(s): 10 seeds x 11 configs
-    python -m study.run mnist_explicit --smoke  # CPU: a few minutes
+    python -m study.run mnist_explicit                  # GPU(s): 10 seeds x 11 configs
+    python -m study.run mnist_explicit --preset laptop  # CPU: 2 seeds x 6 configs, ~45 min
+    python -m study.run mnist_explicit --smoke          # CPU: ~3 min
 
 MNIST from the data root.
 """
@@ -12,18 +13,25 @@ MNIST from the data root.
 from search_spaces import Grid, explicit_sweep, vanilla
 from study.spec import StudySpec
 
-from ._presets import MNIST_SEEDS, images
+from ._presets import LAPTOP_SEEDS, MNIST_SEEDS, images
 
-KS = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96)
+PRESETS = ("full", "laptop", "smoke")
+KS = {
+    "full": (2, 4, 8, 12, 16, 24, 32, 48, 64, 96),
+    "laptop": (2, 4, 8, 16, 32),  # brackets the ranks the laptop alpha sweep finds
+    "smoke": (4, 16),
+}
+SEEDS = {"full": MNIST_SEEDS, "laptop": LAPTOP_SEEDS, "smoke": (0,)}
 
 
-def get_config(smoke: bool = False) -> StudySpec:
+def get_config(preset: str = "full") -> StudySpec:
     return StudySpec(
         name="mnist_explicit",
+        preset=preset,
         figure="Fig. 4 (explicit baseline)",
-        base=images("mnist", smoke),
-        plan=Grid(vanilla() + explicit_sweep((4, 16) if smoke else KS)),
-        seeds=(0,) if smoke else MNIST_SEEDS,
-        expected_cpu="weeks (use a GPU); smoke ~3 min",
+        base=images("mnist", preset),
+        plan=Grid(vanilla() + explicit_sweep(KS[preset])),
+        seeds=SEEDS[preset],
+        expected_cpu="weeks (use a GPU); laptop ~45 min on 2 cores; smoke ~3 min",
         expected_gpu="110 trials x ~40 min (fp64, naive step) on one H100",
     )

@@ -10,12 +10,16 @@ from study.spec import StudySpec
 
 from ._presets import images
 
+PRESETS = ("full", "smoke")
 
-def get_config(smoke: bool = False) -> StudySpec:
+
+def get_config(preset: str = "full") -> StudySpec:
+    smoke = preset == "smoke"
     return StudySpec(
         name="mnist_optuna",
+        preset=preset,
         figure="beyond the paper (Fig. 4's question, answered by search)",
-        base=images("mnist", smoke, two_stage=False),
+        base=images("mnist", preset, two_stage=False),
         plan=OptunaSpace(metric="acc_selected", mode="max", num_samples=3 if smoke else 40),
         seeds=(0,),
         expected_cpu="weeks (use a GPU); smoke ~3 min",

@@ -19,7 +19,7 @@ SLOW_LINEAR = ["linear_alpha_sweep", "--smoke", "--max-concurrent", "1", "--set"
 TINY_ESCALATION = [
     "mnist_alpha_sweep", "--smoke", "--max-concurrent", "1",
     "--set", "dataset=digits", "--set", "n_train=96", "--set", "n_eval=64",
-    "--set", "epochs=4", "--set", "downstream=false", "--set", "patience=1",
+    "--set", "epochs=4", "--set", "downstream=false", "--set", "patience_steps=1",
 ]  # fmt: skip
 
 

@@ -70,6 +70,13 @@ def test_sigint_ends_runs_killed_and_resume_finishes(tmp_path):
     assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
     for run in trials:
         assert epochs_logged(tmp_path, run) == list(range(1, 31))
+    assert "resumed from a checkpoint after a crash or an interruption" in resumed.stderr
+
+    # resuming the finished plan again adds nothing to the parent run's summary
+    again = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    [parent] = runs(tmp_path, "linear_alpha_sweep", "study")
+    assert len(client(tmp_path).get_metric_history(parent.info.run_id, "trials")) == 1
 
 
 def test_sigterm_ends_like_ctrl_c_and_resumes(tmp_path):
@@ -109,6 +116,7 @@ def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
         assert epochs_logged(tmp_path, run) == list(range(1, 31))
         resumed = mlflow.get_metric_history(run.info.run_id, "resumed_from_epoch")
         assert [m.value for m in resumed][:1] == [10.0]  # restarted at its epoch-10 checkpoint
+    assert out.stderr.count("Ray retries it from its last checkpoint") == 2  # said when it happens
 
 
 def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_path):
@@ -141,6 +149,11 @@ def test_corrupted_checkpoint_restarts_the_trial_from_scratch(tmp_path):
     discarded = [r for r in trials if r.data.tags.get("checkpoint_discarded") == "true"]
     assert len(discarded) == 1
     assert epochs_logged(tmp_path, discarded[0]) == list(range(1, 31))
+    # said on the driver's console as it happens, and again in the end-of-study summary
+    assert f"run {discarded[0].info.run_name}: its checkpoint was unreadable" in resumed.stderr
+    assert "1 run(s) restarted from scratch because their checkpoint was unreadable" in (
+        resumed.stderr
+    )
 
 
 def test_escalation_resumes_at_the_right_alpha(tmp_path):
