@@ -592,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(describe_plan(spec))
             return 0
-        from .store import check_tracking_uri, default_tracking_uri, prepare_store
+        from .store import check_tracking_uri, default_tracking_uri
 
         options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
         check_tracking_uri(options["mlflow_uri"])
@@ -605,7 +605,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
-    prepare_store(options["mlflow_uri"])  # every check passed: the first write
     start_ray(options.get("address"), spec.cpus_per_trial)
     if options.get("address"):
         import ray
@@ -619,7 +618,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{parser.prog}: error: {err}", file=sys.stderr)
             return 2
     from .grouping import resolve_seeds_per_trial
+    from .store import prepare_store
 
+    prepare_store(options["mlflow_uri"])  # every check passed: the first write
     return run_study(resolve_seeds_per_trial(spec), options, invocation)
 
 
