@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from reliability.conftest import run_cli, runs
 
 from rankae.config import RunConfig, linear_synthetic
 from rankae.downstream import _stratified_split, train_classifier
@@ -82,6 +83,27 @@ def test_vectorised_members_judge_divergence_by_the_same_rule() -> None:
     assert not healthy.diverged and healthy.epoch == TINY_MNIST.epochs
     assert too_large.diverged and too_large.epoch <= TINY_MNIST.divergence_epochs + 1
     assert history[too_large.epoch - 1][1].diverged  # the verdict is in the member's record
+
+
+@pytest.mark.slow
+def test_through_the_cli_a_diverging_first_rung_ends_the_escalation_there(tmp_path):
+    """On digits, Adam at lr 0.01 saturates the Tanh output at alpha 50 (loss ~1.8, flat):
+    the first rung diverges at every N, nothing above it runs, and the summary says so."""
+    out = run_cli(
+        "mnist_alpha_sweep", "--smoke", "--max-concurrent", "1",
+        "--set", "dataset=digits", "--set", "n_train=96", "--set", "n_eval=64",
+        "--set", "epochs=6", "--set", "downstream=false", "--set", "lr=0.01",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = runs(tmp_path, "mnist_alpha_sweep")
+    assert sorted(float(r.data.params["alpha"]) for r in trials) == [50.0, 50.0]  # N = 4, 16
+    assert all(r.data.tags["diverged"] == "true" for r in trials)
+    assert all(r.data.metrics["epoch"] <= 1 + RunConfig().divergence_epochs for r in trials)
+    assert "α=50: 1/1 seeds (epoch" in out.stdout
+    [parent] = runs(tmp_path, "mnist_alpha_sweep", "study")
+    assert parent.data.metrics["divergence_alpha_N4"] == 50.0
+    assert parent.data.metrics["divergence_alpha_N16"] == 50.0
 
 
 def test_the_divergence_streak_survives_a_checkpoint() -> None:

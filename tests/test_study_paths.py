@@ -16,6 +16,7 @@ from rankae.config import linear_synthetic
 from search_spaces import AlphaEscalation, Grid, OptunaSpace, alpha_sweep
 from study.searchers import AlphaEscalationSearcher, plan_complete
 from study.spec import StudySpec
+from study.studies import config
 
 BASE = linear_synthetic(synth_dim=16, latent_dim=8, depth=2, epochs=1)
 
@@ -393,3 +394,32 @@ def test_ci_installs_into_a_new_venv_with_the_dev_tools_pinned_and_runs_the_read
     dev = {d.split(">")[0].split("<")[0].split("=")[0] for d in _pyproject()["project"][
         "optional-dependencies"]["dev"]} - {"scipy"}  # fmt: skip
     assert set(pins) == dev and all(pins.values())
+
+
+# -- the three tiers, as the README and --list describe them -------------------------------
+def test_list_shows_every_study_with_its_tiers(capsys):
+    from study.run import main
+    from study.studies import names, presets
+
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in names():
+        [line] = [x for x in out.splitlines() if x.startswith(name + " ")]
+        assert f"presets: {', '.join(presets(name))}" in line
+    assert {"full", "smoke"} <= set(presets("linear_depth_sweep"))
+    assert presets("mnist_explicit") == presets("mnist_alpha_sweep") == ("full", "laptop", "smoke")
+
+
+def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys):
+    from study.run import main
+    from study.studies import names, presets
+
+    for name in names():
+        for preset in presets(name):
+            assert main([name, "--preset", preset, "--dry-run"]) == 0, (name, preset)
+            out = capsys.readouterr().out
+            assert f"preset {preset};" in out and "CPU-core-h (~" in out, out
+    laptop = [config("mnist_explicit", "laptop").base, config("mnist_alpha_sweep", "laptop").base]
+    for base in laptop:  # the laptop tier of issue 11: float32, 1,000 labels, patience in steps
+        assert base.dtype == "float32" and base.classifier_labels == 1000
+        assert base.patience_steps < base.epochs * base.n_train // base.batch_size
