@@ -23,7 +23,19 @@ from .members import member_results
 from .spec import StudySpec
 
 
-class PlanSearcher(Searcher):
+class PickledState:
+    """A searcher's save/restore for `Tuner.restore`: its whole state, pickled."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class PlanSearcher(PickledState, Searcher):
     """Suggests queued configs in order; FINISHED once the queue is empty and nothing runs."""
 
     def __init__(self, configs: list[dict[str, Any]]) -> None:
@@ -50,14 +62,6 @@ class PlanSearcher(Searcher):
 
     def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
         """Hook for plans that depend on outcomes."""
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 
 
 def trial_diverged(result: dict[str, Any] | None) -> bool:
@@ -96,7 +100,7 @@ class AlphaEscalationSearcher(PlanSearcher):
             self.queue.extend(self._rung(depth, next_alpha))
 
 
-class FinalMetricOptuna(Searcher):
+class FinalMetricOptuna(PickledState, Searcher):
     """Ray's `OptunaSearch`, told only each trial's final result.
 
     The objective (a downstream metric such as `acc_selected`) is computed once, after the
@@ -145,14 +149,6 @@ class FinalMetricOptuna(Searcher):
         if result is not None and not math.isfinite(result.get(self.objective, math.nan)):
             result = {k: v for k, v in result.items() if k != self.objective}
         self.inner.on_trial_complete(trial_id, result=result, error=error)
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 
 
 def plan_complete(
