@@ -171,6 +171,25 @@ class LocalCluster:
 
     def start_worker(self, name: str) -> None:
         self._start_node(name, [f"--address={self.address}", "--num-cpus=1"], "Ray runtime started")
+        self.wait_for_alive_cpus(1)
+
+    def wait_for_alive_cpus(self, cpus: int) -> None:
+        """`ray start` returns before the GCS lists the node; the driver's cluster check reads
+        `ray.nodes()`, so wait until the node is there, as a real cluster's would be."""
+        probe = (
+            f"import ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
+            "print(sum(n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']))"
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            out = subprocess.run(
+                [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                env=cli_env(RAY_AUTH_MODE="disabled"),
+            )  # fmt: skip
+            if out.returncode == 0 and float(out.stdout.split()[-1]) >= cpus:
+                return
+            time.sleep(1)
+        raise AssertionError(f"the cluster never listed {cpus} alive CPU(s)")
 
     def start_driver(self, *args: str, cwd: Path) -> subprocess.Popen:
         """The study CLI in its own session; output in `cwd/driver.out`, `cwd/driver.err`."""
