@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="full (the paper's protocol; default), laptop (an hour or so on 2 CPU "
         "cores, where the study offers it) or smoke (minutes: the code path only)",
     )
-    p.add_argument("--smoke", action="store_true", help="short for --preset smoke")  # fmt: skip
+    p.add_argument("--smoke", action="store_true", help="short for --preset smoke")
     p.add_argument("--seeds", help="comma-separated seeds, or a count n for 0..n-1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
