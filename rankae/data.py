@@ -3,14 +3,17 @@
 Images come back as float32 tensors of shape (n, channels, 32, 32) in [0, 1] with int64
 labels; callers move them to the training device and dtype once (no per-batch host copies).
 
-MNIST and CIFAR-10 go through torchvision. The data root is `$RANKSTUDY_DATA_ROOT`, or
-`~/.cache/rankstudy/data`. torchvision finds the official MNIST .gz files already placed
-in `<root>/MNIST/raw/` and does not go online (that is how CI runs offline).
+MNIST and CIFAR-10 are downloaded by torchvision, which checks their md5 sums; CIFAR-10's
+extracted python batches are then read here, in their own on-disk format. The data root is
+`$RANKSTUDY_DATA_ROOT`, or `~/.cache/rankstudy/data`. torchvision finds the official MNIST
+.gz files already placed in `<root>/MNIST/raw/` and does not go online (that is how CI runs
+offline).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +77,7 @@ def load_images(
         )
     if split not in SPLITS:
         raise ValueError(f"split={split!r} is not known: allowed are {', '.join(SPLITS)}")
-    data = loaders[name](split, Path(root) if root else default_data_root())
-    return data.head(limit)
+    return loaders[name](split, Path(root) if root else default_data_root(), limit)
 
 
 def upsample_to_32(images: torch.Tensor) -> torch.Tensor:
@@ -106,29 +108,46 @@ def _torchvision_dataset(cls_name: str, split: str, root: Path, how_to_get: str)
         ) from err
 
 
-def _load_mnist(split: str, root: Path) -> ImageSet:
+def _load_mnist(split: str, root: Path, limit: int | None) -> ImageSet:
     ds = _torchvision_dataset(
         "MNIST",
         split,
         root,
         f"Put the four official MNIST .gz files in {root / 'MNIST' / 'raw'}",
     )
-    images = ds.data.unsqueeze(1).float().div_(255.0)
-    return ImageSet(upsample_to_32(images), ds.targets.long())
+    # the first `limit` images only are converted and resized (a subset is the usual case)
+    images = ds.data[:limit].unsqueeze(1).float().div_(255.0)
+    return ImageSet(upsample_to_32(images), ds.targets[:limit].long())
 
 
-def _load_cifar10(split: str, root: Path) -> ImageSet:
-    ds = _torchvision_dataset(
-        "CIFAR10",
-        split,
-        root,
-        f"Put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/) in {root}",
-    )
-    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255.0)
-    return ImageSet(images.contiguous(), torch.as_tensor(ds.targets, dtype=torch.long))
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
 
 
-def _load_digits(split: str, root: Path) -> ImageSet:
+def _load_cifar10(split: str, root: Path, limit: int | None) -> ImageSet:
+    files = [root / CIFAR10_FOLDER / name for name in CIFAR10_BATCHES[split]]
+    if not all(f.is_file() for f in files):  # torchvision downloads, md5-checks, extracts
+        _torchvision_dataset(
+            "CIFAR10",
+            split,
+            root,
+            f"Put cifar-10-python.tar.gz (or its extracted {CIFAR10_FOLDER}/) in {root}",
+        )
+    return read_cifar10_batches(files).head(limit)
+
+
+def read_cifar10_batches(files: list[Path]) -> ImageSet:
+    """CIFAR-10's python format: pickled dicts, `data` (n, 3072) uint8 as R, G, B planes."""
+    images, labels = [], []
+    for path in files:
+        with open(path, "rb") as fh:
+            batch = pickle.load(fh, encoding="latin1")
+        images.append(torch.as_tensor(batch["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32))
+        labels.append(torch.as_tensor(batch["labels"], dtype=torch.long))
+    return ImageSet(torch.cat(images).float().div_(255.0), torch.cat(labels))
+
+
+def _load_digits(split: str, root: Path, limit: int | None) -> ImageSet:
     """sklearn's 1,797 8x8 digits (ships with sklearn); every 5th image is the test split."""
     from sklearn.datasets import load_digits
 
@@ -137,4 +156,4 @@ def _load_digits(split: str, root: Path) -> ImageSet:
     labels = torch.as_tensor(digits.target, dtype=torch.long)
     is_test = torch.arange(len(labels)) % 5 == 0
     keep = is_test if split == "test" else ~is_test
-    return ImageSet(upsample_to_32(images[keep]), labels[keep])
+    return ImageSet(upsample_to_32(images[keep][:limit]), labels[keep][:limit])

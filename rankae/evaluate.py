@@ -41,26 +41,32 @@ def decode(trainer: Trainer, codes: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-CODE_SITES = {"": False, "pre_": True}  # metric infix -> codes taken before the bottleneck
+CODE_SITES = ("", "pre_")  # metric infixes: z_N (the codes the decoder sees), z (before it)
 
 
-def classifier_inputs(trainer: Trainer, before_bottleneck: bool) -> tuple[torch.Tensor, ...]:
-    """(labelled training codes, their labels, test codes, test labels) at one code site."""
+def classifier_inputs(trainer: Trainer) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Per code site (CODE_SITES): labelled training codes, their labels, test codes, labels.
+
+    One encoder pass gives z; z_N is the bottleneck applied to it (the encoder, the costly
+    part on the 10,000 test images, runs once for both sites).
+    """
     cfg, train, test = trainer.config, trainer.data.train, trainer.data.test
     labelled = select_labelled(train.labels.cpu(), min(cfg.classifier_labels, len(train)), cfg.seed)
-    return (
-        trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck),
-        train.labels[labelled.to(train.labels.device)],
-        trainer.codes(test.images, before_bottleneck),
-        test.labels,
-    )
+    labels = train.labels[labelled.to(train.labels.device)]
+    z_train = trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck=True)
+    z_test = trainer.codes(test.images, before_bottleneck=True)
+    with torch.no_grad():
+        bottleneck = trainer.model.bottleneck
+        return {
+            "": (bottleneck(z_train), labels, bottleneck(z_test), test.labels),
+            "pre_": (z_train, labels, z_test, test.labels),
+        }
 
 
 def classify(trainer: Trainer) -> dict[str, float]:
     """acc_best and acc_selected on z_N, acc_pre_best and acc_pre_selected on z."""
     cfg, metrics = trainer.config, {}
-    for infix, before in CODE_SITES.items():
-        inputs = classifier_inputs(trainer, before)
+    for infix, inputs in classifier_inputs(trainer).items():
         for name, val_fraction in (("best", 0.0), ("selected", cfg.classifier_val_fraction)):
             result = train_classifier(
                 *inputs,

@@ -1,12 +1,40 @@
-"""Shared fixtures: one local Ray instance per test session, started the way the CLI does."""
+"""Shared fixtures: the data root, one local Ray (started as the CLI does), smoke studies."""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
+from cifar10_fixture import write_cifar10
+
+from rankae.data import DATA_ROOT_ENV, default_data_root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory) -> str:
+    """Real MNIST (the configured root's, linked) beside a generated CIFAR-10 fixture.
+
+    Set for the whole session before Ray starts, so its workers and every CLI subprocess
+    read the same root; the user's own data root gets no fake CIFAR-10 written into it.
+    """
+    mnist = default_data_root() / "MNIST"
+    mnist.mkdir(parents=True, exist_ok=True)  # where torchvision would download it anyway
+    root = tmp_path_factory.mktemp("data")
+    (root / "MNIST").symlink_to(mnist, target_is_directory=True)
+    write_cifar10(root)
+    previous = os.environ.get(DATA_ROOT_ENV)
+    os.environ[DATA_ROOT_ENV] = str(root)
+    yield str(root)
+    if previous is None:
+        os.environ.pop(DATA_ROOT_ENV)
+    else:
+        os.environ[DATA_ROOT_ENV] = previous
 
 
 @pytest.fixture(scope="session")
-def ray_local():
+def ray_local(data_root):
     """A quiet local Ray (2 CPUs), shared by every test that runs a study in-process."""
     import ray
 
@@ -15,3 +43,36 @@ def ray_local():
     start_ray(None, 1.0)
     yield ray
     ray.shutdown()
+
+
+class SmokeStudies:
+    """`python -m study.run NAME --smoke`, as typed, each study at most once per session.
+
+    All in one folder (its `mlflow.db`, `ray_results/`, `.rankstudy/`), as a user running
+    them one after another in one project folder would have it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.db = folder / "mlflow.db"
+        self.codes: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str) -> int:
+        from study.run import main
+
+        if name not in self.codes:
+            cwd = Path.cwd()
+            os.chdir(self.folder)
+            start = time.perf_counter()
+            try:
+                self.codes[name] = main([name, "--smoke"])
+            finally:
+                os.chdir(cwd)
+            self.seconds[name] = time.perf_counter() - start
+        return self.codes[name]
+
+
+@pytest.fixture(scope="session")
+def smoke_studies(ray_local, tmp_path_factory) -> SmokeStudies:
+    return SmokeStudies(tmp_path_factory.mktemp("smoke_studies"))

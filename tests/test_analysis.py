@@ -1,15 +1,14 @@
 """analysis/: MLflow -> pandas, comparison tables, figures and the report, on real smoke stores.
 
-The stores are made by running the studies in-process (the same path as `python -m
-study.run`), once per test session, in one folder shared with test_notebook.py and
-test_mlflow_ui.py: the linear smoke study (shortened) and tiny image studies on sklearn's
-digits (no download), which give the downstream metrics the comparison needs.
+The store is the session's smoke folder (tests/conftest.py: `python -m study.run NAME
+--smoke` in-process, each study once, shared with test_readme.py, test_notebook.py and
+test_mlflow_ui.py): the linear smoke study and the MNIST explicit and alpha-sweep smoke
+studies, which give the downstream metrics the comparison needs.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -34,50 +33,26 @@ from analysis.compare import (
 )
 from analysis.load import AnalysisError, find_runs, load_history, load_spectra, load_trials
 from analysis.report import build_report, main
-from study.run import resolve_spec, run_study
+from study.studies import config
 
-LINEAR = ("linear_depth_sweep", "epochs=8")
-TINY_IMAGES = (  # sklearn's digits (no download), a few images, a few classifier epochs
-    *("dataset=digits", "epochs=2", "n_train=96", "n_eval=64", "classifier_labels=20"),
-    *("classifier_epochs=5", "fid_samples=16", "fid_reference=32"),
-)
-EXPLICIT = ("mnist_explicit", *TINY_IMAGES)
-ALPHA = ("mnist_alpha_sweep", *TINY_IMAGES)
+SMOKE_EPOCHS = config("linear_depth_sweep", "smoke").base.epochs  # records per trial
 
 
-def shared_store(tmp_path_factory: pytest.TempPathFactory, *studies: tuple[str, ...]) -> str:
-    """The session's store with `studies` (name, --set values) in it, each run once.
-
-    Runs `python -m study.run NAME --smoke --set ...` in-process, minus the CLI's up-front
-    checks (its data check reads the preset's dataset, not the `--set dataset=digits`).
-    """
-    folder = tmp_path_factory.getbasetemp() / "analysis_store"
-    folder.mkdir(exist_ok=True)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    for name, *overrides in studies:
-        marker = folder / f"{name}.done"
-        if marker.exists():
-            continue
-        options = {"name": name, "preset": "smoke", "set": overrides, "mlflow_uri": uri,
-                   "storage": str(folder / "ray_results"), "max_failures": 0}  # fmt: skip
-        cwd = Path.cwd()
-        os.chdir(folder)  # the invocation records (.rankstudy/) go beside the store
-        try:
-            assert run_study(resolve_spec(options), options, None) == 0
-        finally:
-            os.chdir(cwd)
-        marker.touch()
-    return uri
+def smoke_uri(smoke_studies, *names: str) -> str:
+    """The session's smoke store (tests/conftest.py) with these studies' `--smoke` in it."""
+    for name in names:
+        assert smoke_studies.run(name) == 0, name
+    return f"sqlite:///{smoke_studies.db}"
 
 
 @pytest.fixture(scope="module")
-def linear_uri(ray_local, tmp_path_factory) -> str:
-    return shared_store(tmp_path_factory, LINEAR)
+def linear_uri(smoke_studies) -> str:
+    return smoke_uri(smoke_studies, "linear_depth_sweep")
 
 
 @pytest.fixture(scope="module")
-def image_uri(ray_local, tmp_path_factory) -> str:
-    return shared_store(tmp_path_factory, LINEAR, EXPLICIT, ALPHA)
+def image_uri(smoke_studies) -> str:
+    return smoke_uri(smoke_studies, "mnist_explicit", "mnist_alpha_sweep")
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +94,7 @@ def test_trials_frame_has_one_row_per_trial_with_its_config_and_final_metrics(li
     vanilla = trials[trials["method"] == "vanilla"].iloc[0]
     assert pd.isna(vanilla["depth"]) and pd.isna(vanilla["alpha"]) and pd.isna(vanilla["we_rank"])
     assert trials["k"].isna().all() and trials[["acc_best", "fid"]].isna().all().all()
-    assert (trials["epoch"] == 8).all() and (trials["status"] == "FINISHED").all()
+    assert (trials["epoch"] == SMOKE_EPOCHS).all() and (trials["status"] == "FINISHED").all()
     assert not trials["diverged"].any()
     for row in trials.itertuples():
         metrics = runs[row.run_id].data.metrics
@@ -131,13 +106,15 @@ def test_trials_frame_has_one_row_per_trial_with_its_config_and_final_metrics(li
 def test_history_matches_what_each_trial_logged(linear, linear_uri):
     trials, history = linear
     client = MlflowClient(linear_uri)
-    assert len(history) == 8 * len(trials)
+    assert len(history) == SMOKE_EPOCHS * len(trials)
     for row in trials.itertuples():
         run = history[history["run_id"] == row.run_id]
-        assert list(run["epoch"]) == list(range(1, 9))
+        assert list(run["epoch"]) == list(range(1, SMOKE_EPOCHS + 1))
         logged = sorted(client.get_metric_history(row.run_id, "loss"), key=lambda m: m.step)
         assert list(run["loss"]) == [m.value for m in logged]
-        assert list(run["step"]) == [100.0 * e for e in range(1, 9)]  # 100 GD steps per epoch
+        assert list(run["step"]) == [
+            100.0 * e for e in range(1, SMOKE_EPOCHS + 1)
+        ]  # 100 GD steps per epoch
         assert run["latent_rank"].iloc[-1] == row.latent_rank
         assert run["method"].eq(row.method).all() and run["seed"].eq(row.seed).all()
         top = client.get_metric_history(row.run_id, "latent_sv_1")
@@ -152,7 +129,7 @@ def test_spectra_are_the_whole_logged_spectra(linear, linear_uri):
     spectra = load_spectra(list(trials["run_id"]), linear_uri)
     assert set(spectra) == set(trials["run_id"])
     for run_id, epochs in spectra.items():
-        assert [e["epoch"] for e in epochs] == list(range(1, 9))
+        assert [e["epoch"] for e in epochs] == list(range(1, SMOKE_EPOCHS + 1))
         final = history[history["run_id"] == run_id].iloc[-1]
         assert len(epochs[-1]["latent"]) > 10
         assert epochs[-1]["latent"][0] == pytest.approx(final["latent_sv_1"])
@@ -427,7 +404,9 @@ def test_implicit_vs_explicit_figure_matches_the_comparison(pooled):
 
 # -- report -------------------------------------------------------------------------------
 def test_report_has_the_comparison_table_and_every_figure(image_uri, pooled, tmp_path):
-    out = build_report("mnist_alpha_sweep", image_uri, tmp_path / "report")
+    # named, as the README types it: the store also holds mnist_optuna, which the default
+    # (every same-dataset study) would pool in too
+    out = build_report("mnist_alpha_sweep", image_uri, tmp_path / "report", ["mnist_explicit"])
     markdown = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert "compared with mnist_explicit" in markdown

@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 import torch
+from cifar10_fixture import write_cifar10
 
 from rankae.data import DATA_ROOT_ENV, DataNotFoundError, ImageSet, load_images, synthetic_low_rank
 
@@ -75,6 +76,24 @@ def test_digits_need_no_download() -> None:
         assert data.images.shape[1:] == (1, 32, 32)
         assert data.images.min() >= 0.0 and data.images.max() <= 1.0
         assert set(data.labels.tolist()) == set(range(10))
+
+
+def test_cifar10_batches_are_read_in_their_own_on_disk_format(tmp_path) -> None:
+    """(n, 3072) uint8 rows are R, G, B planes of 32x32, row-major: pixel (c, y, x) of image i."""
+    import pickle
+
+    folder = write_cifar10(tmp_path, per_train_batch=7, n_test=5)
+    train, test = (
+        load_images("cifar10", "train", tmp_path),
+        load_images("cifar10", "test", tmp_path),
+    )
+    assert train.images.shape == (35, 3, 32, 32) and test.images.shape == (5, 3, 32, 32)
+    with open(folder / "data_batch_2", "rb") as fh:
+        second = pickle.load(fh, encoding="latin1")
+    i, c, y, x = 3, 2, 17, 5
+    assert train.images[7 + i, c, y, x] == second["data"][i, c * 1024 + y * 32 + x] / 255.0
+    assert train.labels[7:14].tolist() == second["labels"]
+    assert train.images.min() >= 0.0 and train.images.max() <= 1.0
 
 
 @pytest.mark.parametrize(("name", "split"), [("imagenet", "train"), ("mnist", "validation")])

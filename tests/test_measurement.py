@@ -124,14 +124,17 @@ def test_the_divergence_streak_survives_a_checkpoint() -> None:
 def test_the_classifier_reads_rank_limited_codes_after_an_explicit_k2_bottleneck() -> None:
     config = TINY_MNIST.replace(bottleneck="explicit", k=2, classifier_labels=100)
     trainer = Trainer(config, device="cpu")
-    post, _, post_test, _ = classifier_inputs(trainer, before_bottleneck=False)
-    pre, _, _, _ = classifier_inputs(trainer, before_bottleneck=True)
+    sites = classifier_inputs(trainer)
+    post, _, post_test, _ = sites[""]
+    pre, _, _, _ = sites["pre_"]
 
     def rank(codes: torch.Tensor) -> int:  # float32 round-off sits ~1e-7 below the top
         return int(torch.linalg.matrix_rank(codes.double(), rtol=1e-4))
 
     assert rank(post) <= 2 and rank(post_test) <= 2
     assert rank(pre) > 2
+    # z_N from the one encoder pass is the model's own codes (encoder, then bottleneck)
+    torch.testing.assert_close(post_test, trainer.codes(trainer.data.test.images))
 
 
 def test_acc_best_trains_on_every_label_and_acc_selected_holds_some_out() -> None:
@@ -147,9 +150,7 @@ def test_acc_best_trains_on_every_label_and_acc_selected_holds_some_out() -> Non
     trainer = Trainer(config, device="cpu")
     metrics = classify(trainer)
     assert set(metrics) == {"acc_best", "acc_selected", "acc_pre_best", "acc_pre_selected"}
-    every_label = train_classifier(
-        *classifier_inputs(trainer, before_bottleneck=False), epochs=5, val_fraction=0.0
-    )
+    every_label = train_classifier(*classifier_inputs(trainer)[""], epochs=5, val_fraction=0.0)
     assert metrics["acc_best"] == every_label.acc_best
     assert every_label.acc_selected != every_label.acc_selected  # nan: nothing to select on
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from test_analysis import LINEAR, shared_store
+from test_analysis import SMOKE_EPOCHS, smoke_uri
 
 from analysis.load import load_trials
 from analysis.report import build_report
@@ -90,10 +90,8 @@ def post(base: str, endpoint: str, body: dict) -> dict:
         return json.load(answer)
 
 
-def test_mlflow_ui_serves_the_studys_runs_params_metrics_and_figures(
-    ray_local, tmp_path_factory, tmp_path
-):
-    uri = shared_store(tmp_path_factory, LINEAR)
+def test_mlflow_ui_serves_the_studys_runs_params_metrics_and_figures(smoke_studies, tmp_path):
+    uri = smoke_uri(smoke_studies, "linear_depth_sweep")
     build_report("linear_depth_sweep", uri, tmp_path / "report")  # logs figures on the parent
     trials = load_trials("linear_depth_sweep", uri).set_index("run_id")
     with mlflow_ui(uri, tmp_path / "mlflow_ui.log") as base:
@@ -113,7 +111,7 @@ def test_mlflow_ui_serves_the_studys_runs_params_metrics_and_figures(
             unused = set().union(*own.values()) - own.get(trial["bottleneck"], set())
             assert not unused & set(params)  # no settings of a bottleneck the run lacks
             assert metrics["latent_rank"] == trial["latent_rank"]
-            assert metrics["loss"] == trial["loss"] and metrics["epoch"] == 8
+            assert metrics["loss"] == trial["loss"] and metrics["epoch"] == SMOKE_EPOCHS
             assert f"latent_sv_{TOP_SINGULAR_VALUES}" in metrics
             assert _tags(run)["method"] == trial["method"]
             files = {f["path"] for f in get(base, "artifacts/list", run_id=run_id)["files"]}

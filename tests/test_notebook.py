@@ -6,14 +6,14 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from test_analysis import LINEAR, shared_store
+from test_analysis import smoke_uri
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "explore_study.ipynb"
 
 
-def test_explore_notebook_executes_and_redraws_figures(ray_local, tmp_path_factory, monkeypatch):
-    uri = shared_store(tmp_path_factory, LINEAR)
+def test_explore_notebook_executes_and_redraws_figures(smoke_studies, monkeypatch):
+    uri = smoke_uri(smoke_studies, "linear_depth_sweep")
     monkeypatch.setenv("RANKSTUDY_MLFLOW_URI", uri)  # the kernel inherits the environment
     monkeypatch.setenv("RANKSTUDY_STUDY", "linear_depth_sweep")
     notebook = nbformat.read(NOTEBOOK, as_version=4)

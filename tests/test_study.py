@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
 from search_spaces import AlphaEscalation
-from study.run import main, run_study
+from study.run import run_study
 from study.spec import StudySpec
 from study.stopper import DivergenceStopper
 
@@ -80,16 +80,9 @@ def test_stopper_follows_the_engines_verdict_and_keeps_no_state():
 
 # -- studies through Ray -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def linear_smoke(ray_local, tmp_path_factory):
-    """`python -m study.run linear_depth_sweep --smoke`, once, in a fresh folder."""
-    folder = tmp_path_factory.mktemp("linear_smoke")
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        code = main(["linear_depth_sweep", "--smoke"])
-    finally:
-        os.chdir(cwd)
-    return folder, code
+def linear_smoke(smoke_studies):
+    """`python -m study.run linear_depth_sweep --smoke`, once, in the session's smoke folder."""
+    return smoke_studies.folder, smoke_studies.run("linear_depth_sweep")
 
 
 def test_linear_smoke_logs_one_finished_run_per_trial(linear_smoke):

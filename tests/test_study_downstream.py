@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from study.run import main
-
-SETTINGS = (
-    "n_train=128", "n_eval=64", "epochs=3", "force_switch_epoch=2",
-    "classifier_labels=40", "classifier_epochs=5", "fid_samples=24", "fid_reference=32",
-)  # fmt: skip
-SMALL = [arg for setting in SETTINGS for arg in ("--set", setting)]
+from study.studies import config
 
 
 @pytest.fixture(scope="module")
-def alpha_smoke(ray_local, tmp_path_factory):
-    """`mnist_alpha_sweep --smoke`, shrunk: N in {4, 16}, alpha 100 then 200, real MNIST."""
-    folder = tmp_path_factory.mktemp("alpha_smoke")
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        code = main(["mnist_alpha_sweep", "--smoke", *SMALL])
-    finally:
-        os.chdir(cwd)
-    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+def alpha_smoke(smoke_studies):
+    """`mnist_alpha_sweep --smoke` (tests/conftest.py): N = 4, 16; alpha 50, 100; real MNIST."""
+    code = smoke_studies.run("mnist_alpha_sweep")
+    client = MlflowClient(f"sqlite:///{smoke_studies.db}")
     experiment = client.get_experiment_by_name("mnist_alpha_sweep")
     runs = client.search_runs([experiment.experiment_id])
     return code, client, [r for r in runs if r.data.tags["role"] == "trial"], runs
@@ -47,7 +33,7 @@ def test_every_trial_reports_accuracy_fid_and_sample_grids(alpha_smoke):
         for name in ("acc_best", "acc_selected", "acc_pre_best", "acc_pre_selected"):
             assert 0.0 <= metrics[name] <= 1.0
         assert math.isfinite(metrics["fid"]) and metrics["fid"] > 0
-        assert metrics["fid_samples"] == 24
+        assert metrics["fid_samples"] == config("mnist_alpha_sweep", "smoke").base.fid_samples
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"gmm_samples.png", "reconstructions.png", "spectrum_trajectory.png"} <= artifacts
 
@@ -55,7 +41,7 @@ def test_every_trial_reports_accuracy_fid_and_sample_grids(alpha_smoke):
 def test_two_stage_switch_is_logged_with_k_equal_to_the_rank(alpha_smoke):
     _, client, trials, _ = alpha_smoke
     switched = [r for r in trials if "switch_k" in r.data.metrics]
-    assert switched, "every healthy run switches by force_switch_epoch=2"
+    assert switched, "the smoke tier forces the switch at epoch 2"
     for run in switched:
         metrics = run.data.metrics
         assert metrics["k"] == metrics["switch_k"] >= 1

@@ -30,7 +30,8 @@ def images(dataset: str, preset: str, **changes) -> RunConfig:
     latent rank 5 by step 3,750, still growing: the laptop tier shows where the rank is
     heading, not its 200-epoch value.
 
-    smoke: a few hundred images for a few epochs; FID from tens of samples. Both small
+    smoke: a few hundred images for a few epochs, the two-stage switch forced at epoch 2 so
+    that stage 2 runs too; FID from tens of samples. Both small
     tiers' FIDs are biased upwards and comparable only at the same sample count.
     """
     architecture = "cifar_conv" if dataset == "cifar10" else "mnist_conv"
@@ -52,9 +53,10 @@ def images(dataset: str, preset: str, **changes) -> RunConfig:
             n_eval=256,
             epochs=3,
             patience_steps=8,  # one epoch of 256 images
+            force_switch_epoch=2,  # two-stage studies reach stage 2 within the 3 epochs
             classifier_labels=100,
             classifier_epochs=30,
-            fid_samples=48,
-            fid_reference=96,
+            fid_samples=24,
+            fid_reference=48,
         )
     return base.replace(**changes).validate()

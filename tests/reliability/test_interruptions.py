@@ -53,7 +53,10 @@ def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
     assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
 
 
-def test_sigint_ends_runs_killed_and_resume_finishes(tmp_path):
+def test_sigint_then_sigterm_end_runs_killed_and_resume_finishes(tmp_path):
+    """Ctrl-C, then SIGTERM to the resumed driver (as Kubernetes, `scancel` or a spot
+    reclaim send it): each ends the runs KILLED and says how to continue; a last
+    `--resume` finishes the plan."""
     driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
     wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
     os.killpg(driver.pid, signal.SIGINT)
@@ -64,25 +67,12 @@ def test_sigint_ends_runs_killed_and_resume_finishes(tmp_path):
     assert "RUNNING" not in statuses and "KILLED" in statuses
     assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["KILLED"]
 
-    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = runs(tmp_path, "linear_alpha_sweep")
-    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
-    for run in trials:
-        assert epochs_logged(tmp_path, run) == list(range(1, 31))
-
-    # resuming the finished plan again adds nothing to the parent run's summary
-    again = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    [parent] = runs(tmp_path, "linear_alpha_sweep", "study")
-    assert len(client(tmp_path).get_metric_history(parent.info.run_id, "trials")) == 1
-
-
-def test_sigterm_ends_like_ctrl_c_and_resumes(tmp_path):
-    """SIGTERM to the driver (as Kubernetes, `scancel` or a spot reclaim send it)."""
-    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
-    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
-    os.kill(driver.pid, signal.SIGTERM)
+    reached = max(int(r.data.metrics.get("epoch", 0)) for r in trials)
+    driver = start_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= reached + 2,
+             what="the resumed trial running again")  # fmt: skip
+    os.kill(driver.pid, signal.SIGTERM)  # the driver only, not its process group
     _, err = driver.communicate(timeout=180)
     assert driver.returncode == 143, err[-3000:]
     assert "continue with: python -m study.run linear_alpha_sweep --resume" in err
@@ -98,6 +88,12 @@ def test_sigterm_ends_like_ctrl_c_and_resumes(tmp_path):
     for run in trials:
         assert epochs_logged(tmp_path, run) == list(range(1, 31))
     assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
+
+    # resuming the finished plan again adds nothing to the parent run's summary
+    again = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    [parent] = runs(tmp_path, "linear_alpha_sweep", "study")
+    assert len(client(tmp_path).get_metric_history(parent.info.run_id, "trials")) == 1
 
 
 def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
