@@ -41,11 +41,9 @@ def decode(trainer: Trainer, codes: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-CODE_SITES = ("", "pre_")  # metric infixes: z_N (the codes the decoder sees), z (before it)
-
-
 def classifier_inputs(trainer: Trainer) -> dict[str, tuple[torch.Tensor, ...]]:
-    """Per code site (CODE_SITES): labelled training codes, their labels, test codes, labels.
+    """Per code site, by metric infix ("": z_N, the codes the decoder sees; "pre_": z before
+    the bottleneck): labelled training codes, their labels, test codes, test labels.
 
     One encoder pass gives z; z_N is the bottleneck applied to it (the encoder, the costly
     part on the 10,000 test images, runs once for both sites).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,21 +57,18 @@ class SmokeStudies:
         self.folder = folder
         self.db = folder / "mlflow.db"
         self.codes: dict[str, int] = {}
-        self.seconds: dict[str, float] = {}
 
     def run(self, name: str) -> int:
         from study.run import main
 
         if name not in self.codes:
-            cwd = Path.cwd()
-            os.chdir(self.folder)
-            start = time.perf_counter()
-            try:
-                self.codes[name] = main([name, "--smoke"])
-            finally:
-                os.chdir(cwd)
-            self.seconds[name] = time.perf_counter() - start
+            self.codes[name] = self.in_folder(main, [name, "--smoke"])
         return self.codes[name]
+
+    def in_folder(self, command: Callable[[list[str]], int], argv: list[str]) -> int:
+        """A CLI's `main(argv)` run from this folder, as a user in it would type it."""
+        with contextlib.chdir(self.folder):
+            return command(argv)
 
 
 @pytest.fixture(scope="session")
