@@ -178,15 +178,17 @@ class LocalCluster:
         `ray.nodes()`, so wait until the node is there, as a real cluster's would be."""
         probe = (
             f"import ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
-            "print(sum(n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']))"
-        )
+            "cpus = sum(n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']); "
+            "print('alive_cpus=', cpus)"
+        )  # Ray may print its own notices to stdout around ours: read only the marked line
         deadline = time.time() + 120
         while time.time() < deadline:
             out = subprocess.run(
                 [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                 env=cli_env(RAY_AUTH_MODE="disabled"),
             )  # fmt: skip
-            if out.returncode == 0 and float(out.stdout.split()[-1]) >= cpus:
+            found = re.search(r"alive_cpus= ([0-9.]+)", out.stdout)
+            if out.returncode == 0 and found and float(found[1]) >= cpus:
                 return
             time.sleep(1)
         raise AssertionError(f"the cluster never listed {cpus} alive CPU(s)")
