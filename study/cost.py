@@ -1,25 +1,35 @@
-"""How much work a study is: trials, optimiser steps, and wall-time estimates from step rates.
+"""How much work a study is: trials, optimiser steps, disk, and wall-time estimates.
 
-The rates are measurements (see docs/benchmarks.md), not guesses: full-batch GD on the
-linear model costs ~0.22 ms per sub-network layer per step on one core of the 2-core CI
-machine; the MNIST conv AE (fp64, batch 32) runs ~3 steps/s on one such core and 164
-steps/s with the naive loop on one H100 (issue 6's table, measured elsewhere); in float32
-~10 steps/s per core (a 6,000-image laptop run, one thread, per-epoch evaluation included);
-pytorch-fid's Inception features ~0.24 s per image on such a core.
-`python benchmarks/study_cost.py` re-measures the CPU rates.
+One cost model prices every tier (`--dry-run`, `--list`, the progress ETA): per run,
+optimiser steps x seconds per step, per-epoch evaluation on `n_eval` images, the
+downstream tasks (encoding the test and training images, Inception features of the FID
+samples and reference) and a fixed per-trial cost; per study, a fixed start-up cost; runs
+share the cores one per trial. The rates are measurements (docs/benchmarks.md), not
+guesses, on the 2-core CI machine with two trials sharing it: full-batch GD on the linear
+model ~0.22 ms per sub-network layer per step; the conv AE (MNIST's and CIFAR-10's cost the
+same per step: 5.3 and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 steps/s per
+shared core; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a classifier ~4 us per
+code and epoch (the laptop runs' downstream minutes); pytorch-fid's Inception
+~0.24 s per image; a trial's start, checkpoints and MLflow run ~3 s; a study's imports, Ray
+start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100 (issue 6's
+table, measured elsewhere). `python benchmarks/study_cost.py` re-measures the CPU rates.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from rankae.config import RunConfig
 from search_spaces import AlphaEscalation, Grid, OptunaSpace
 
+from .members import member_configs
 from .spec import StudySpec
 
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "digits": 1_438}
+TEST_SIZE = {"mnist": 10_000, "cifar10": 10_000, "digits": 359}
+CHECKPOINT_MB = {"linear": 0.1, "mnist_conv": 50.0, "cifar_conv": 50.0}  # one kept per trial
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class StepRates:
     conv_steps_per_s_cpu_fp32: float = 10.0
     conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (issue 6's table)
     fid_s_per_image_cpu: float = 0.24
+    encode_ms_per_image_cpu: float = 0.67
+    encode_ms_per_image_cpu_fp32: float = 0.15
+    classifier_us_per_code_epoch: float = 4.0
+    trial_overhead_s: float = 3.0
+    study_overhead_s: float = 25.0
 
     def seconds_per_step(self, config: RunConfig, device: str = "cpu") -> float:
         if config.architecture == "linear":
@@ -42,20 +57,71 @@ class StepRates:
         fp32 = config.dtype == "float32"
         return 1.0 / (self.conv_steps_per_s_cpu_fp32 if fp32 else self.conv_steps_per_s_cpu)
 
+    def encode_seconds_cpu(self, config: RunConfig, images: int) -> float:
+        fp32 = config.dtype == "float32"
+        ms = self.encode_ms_per_image_cpu_fp32 if fp32 else self.encode_ms_per_image_cpu
+        return images * ms / 1000
+
+    def evaluation_seconds_cpu(self, config: RunConfig) -> float:
+        """Per-epoch loss and ranks on the eval images (a forward pass ~ 3 encodings)."""
+        if config.architecture == "linear":
+            return 0.0
+        n_eval = config.n_eval or TEST_SIZE[config.dataset]
+        return config.epochs * self.encode_seconds_cpu(config, 3 * n_eval)
+
     def downstream_seconds_cpu(self, config: RunConfig) -> float:
-        """The FID features of one run's samples (the classifiers cost seconds)."""
-        return config.fid_samples * self.fid_s_per_image_cpu if config.downstream else 0.0
+        """Codes of the test and training images, the classifiers, then the FID samples'
+        Inception features (the GMM costs seconds; the reference: `reference_seconds_cpu`)."""
+        if not config.downstream:
+            return 0.0
+        n_train = config.n_train or TRAIN_SIZE[config.dataset]
+        test = TEST_SIZE[config.dataset]
+        encoded = self.encode_seconds_cpu(config, test + n_train)
+        # four classifiers (two code sites x best/selected), each scoring the test codes per epoch
+        codes = 4 * config.classifier_epochs * (config.classifier_labels + test)
+        classifiers = codes * self.classifier_us_per_code_epoch / 1e6
+        return encoded + classifiers + config.fid_samples * self.fid_s_per_image_cpu
+
+    def reference_seconds_cpu(self, config: RunConfig) -> float:
+        """The FID reference's Inception features: once per machine (rankae.fid caches them)."""
+        if not config.downstream:
+            return 0.0
+        reference = config.fid_reference or config.n_train or TRAIN_SIZE[config.dataset]
+        return reference * self.fid_s_per_image_cpu
+
+    def run_seconds_cpu(self, config: RunConfig) -> float:
+        return (
+            steps_per_run(config) * self.seconds_per_step(config, "cpu")
+            + self.evaluation_seconds_cpu(config)
+            + self.downstream_seconds_cpu(config)
+            + self.trial_overhead_s
+        )
 
 
 MEASURED = StepRates()
+RUN_KEYS = frozenset(f.name for f in fields(RunConfig))
+
+
+def trial_seconds(config: dict[str, Any]) -> float:
+    """A Tune trial's CPU seconds: each of its seeds' run (the progress ETA's weights)."""
+    members = member_configs(config)
+    run = RunConfig.from_dict({k: v for k, v in members[0].items() if k in RUN_KEYS})
+    return len(members) * MEASURED.run_seconds_cpu(run)
 
 
 @dataclass(frozen=True)
 class Estimate:
-    trials: int
-    steps: int  # optimiser steps over all trials (upper bound for an escalation)
-    cpu_hours: float
+    trials: int  # runs (an escalation: every rung up to its cap)
+    steps: int  # optimiser steps over all runs (upper bound for an escalation)
+    cpu_hours: float  # core-hours of the runs
     gpu_hours: float | None  # None: the study is not worth a GPU (launch-bound tiny model)
+    parallel: int  # runs the plan can have in flight at once
+    disk_gb: float  # the checkpoints kept (one per trial)
+    start_s: float  # the study's fixed start-up, with the FID reference's features
+
+    def wall_s(self, cores: int) -> float:
+        """Seconds on `cores` CPU cores, one run per core."""
+        return self.start_s + self.cpu_hours * 3600 / max(1, min(cores, self.parallel))
 
 
 def steps_per_run(config: RunConfig) -> int:
@@ -82,15 +148,16 @@ def trial_configs(spec: StudySpec) -> list[RunConfig]:
 def estimate(spec: StudySpec, rates: StepRates = MEASURED) -> Estimate:
     configs = trial_configs(spec)
     steps = sum(steps_per_run(c) for c in configs)
-    cpu = (
-        sum(
-            steps_per_run(c) * rates.seconds_per_step(c, "cpu") + rates.downstream_seconds_cpu(c)
-            for c in configs
-        )
-        / 3600
-    )
+    cpu = sum(rates.run_seconds_cpu(c) for c in configs) / 3600
     linear = all(c.architecture == "linear" for c in configs)
     gpu = None
     if not linear:
-        gpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "gpu") for c in configs)
-    return Estimate(len(configs), steps, cpu, None if gpu is None else gpu / 3600)
+        gpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "gpu") for c in configs) / 3600
+    plan = spec.plan
+    # an escalation runs one rung per N at a time; Optuna and a grid, every trial at once
+    parallel = (
+        len(plan.depths) * len(spec.seeds) if isinstance(plan, AlphaEscalation) else len(configs)
+    )
+    disk = sum(CHECKPOINT_MB[c.architecture] for c in configs) / 1024
+    start = rates.study_overhead_s + rates.reference_seconds_cpu(configs[0])
+    return Estimate(len(configs), steps, cpu, gpu, parallel, disk, start)

@@ -34,7 +34,6 @@ from rankae.config import ConfigError
 from search_spaces import AlphaEscalation, Grid, OptunaSpace
 
 from .cost import estimate
-from .members import GROUP_SEEDS_KEY
 from .spec import StudySpec, parse_override
 from .studies import TIERS, config, load, names, presets
 from .table import escalation_summary, summary_table, trial_rows
@@ -43,17 +42,6 @@ STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume 
 TRIAL_LOGS = ("stdout", "stderr")  # per trial, beside its checkpoints: <storage>/<run>/<trial>/
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
 LOCAL_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# a vectorised group shows its seeds, its members' mean loss and how many of them diverged
-PROGRESS_METRICS = [
-    "epoch",
-    "loss",
-    "we_rank",
-    "latent_rank",
-    "stage",
-    "diverged",
-    "members_diverged",
-]
-PROGRESS_PARAMS = ["bottleneck", "init", "depth", "alpha", "k", "seed", GROUP_SEEDS_KEY]
 
 
 class UsageError(Exception):
@@ -214,23 +202,53 @@ def check_data(spec: StudySpec) -> None:
 
 
 # -- printing ---------------------------------------------------------------------------
+def duration(seconds: float) -> str:
+    """A wall time as a reader plans with it: ~40 s, ~12 min, ~3.5 h, ~84 days."""
+    if seconds < 90:
+        return f"~{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"~{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"~{seconds / 3600:.1f} h"
+    return f"~{seconds / 86400:,.0f} days"
+
+
 def list_studies() -> None:
+    """One line per study: what it reproduces and each tier's estimated wall time."""
+    cores = os.cpu_count() or 1
+    header = ["study", "reproduces", "smoke", "laptop", f"full ({cores} CPU cores)", "full (1 GPU)"]
+    rows = [header]
     for name in names():
-        spec = config(name)
-        summary = (load(name).__doc__ or "").strip().split("\n")[0]
-        print(f"{name:22s} {spec.figure:32s} presets: {', '.join(presets(name))}")
-        print(f"{'':22s} {summary}")
-        print(f"{'':22s} CPU {spec.expected_cpu} | GPU {spec.expected_gpu}")
+        times = {p: duration(estimate(config(name, p)).wall_s(cores)) for p in presets(name)}
+        gpu = estimate(config(name)).gpu_hours
+        gpu_text = "as on CPU" if gpu is None else duration(gpu * 3600)
+        rows.append([name, config(name).figure, times["smoke"], times.get("laptop", "-"),
+                     times["full"], gpu_text])  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    print("\nestimates from study.cost (one trial per core); details: python -m study.run NAME "
+          "[--preset TIER] --dry-run")  # fmt: skip
 
 
 def describe_plan(spec: StudySpec) -> str:
     lines = [f"study {spec.name} ({spec.figure}), preset {spec.preset}; seeds {list(spec.seeds)}"]
-    base = spec.base
+    base = spec.base.replace(**spec.overrides)
+    data = f"n_train={base.n_train or 'all'} n_eval={base.n_eval or 'all'}"
     lines.append(
-        f"base: dataset={base.dataset} n_train={base.n_train or 'all'} epochs={base.epochs} "
-        f"optimizer={base.optimizer} lr={base.lr:g} dtype={base.dtype} two_stage={base.two_stage} "
-        f"downstream={base.downstream}"
+        f"base: dataset={base.dataset} {data} epochs={base.epochs} optimizer={base.optimizer} "
+        f"lr={base.lr:g} (divided by N where depth_lr_scaling) dtype={base.dtype} "
+        f"init_scale={base.init_scale:g} two_stage={base.two_stage} "
+        f"patience_steps={base.patience_steps}"
     )
+    if base.downstream:
+        lines.append(
+            f"downstream: {base.classifier_labels} labels x {base.classifier_epochs} classifier "
+            f"epochs; FID from {base.fid_samples} samples vs {base.fid_reference or 'all'} "
+            "training images"
+        )
     if spec.overrides:
         lines.append(f"--set overrides: {spec.overrides}")
     lines += plan_lines(spec)
@@ -239,12 +257,13 @@ def describe_plan(spec: StudySpec) -> str:
         per_trial = spec.seeds_per_trial or "auto (1 on CPU; on a GPU, as many as fit)"
         lines.append(f"seeds per trial: {per_trial}")
     cost = estimate(spec)
+    cores = os.cpu_count() or 1
     gpu = "n/a (CPU is as fast)" if cost.gpu_hours is None else f"{cost.gpu_hours:.2f} GPU-h"
-    cores = min(os.cpu_count() or 1, cost.trials)  # one trial per core
     lines.append(
-        f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} trials, "
+        f"work: {'up to ' if isinstance(plan, AlphaEscalation) else ''}{cost.trials} runs, "
         f"{cost.steps:,} optimiser steps; estimate {cost.cpu_hours:.2f} CPU-core-h "
-        f"(~{cost.cpu_hours * 60 / cores:,.0f} min on this machine's {cores} cores), {gpu}"
+        f"({duration(cost.wall_s(cores))} on this machine's {cores} cores, downstream and "
+        f"start-up included), {gpu}; disk ~{cost.disk_gb:.2f} GB of checkpoints"
     )
     return "\n".join(lines)
 
@@ -404,6 +423,23 @@ def find_invocation(study: str, which: str) -> dict[str, Any]:
     return json.loads(candidates[-1].read_text())
 
 
+def progress(spec: StudySpec, experiment_path: str) -> Any:
+    """The console table while Tune runs (`study.progress`), sized by the plan."""
+    from .cost import trial_seconds
+    from .progress import PlanProgress
+
+    plan, cost = spec.plan, estimate(spec)
+    return PlanProgress(
+        title=f"{spec.name} ({spec.preset})",
+        total=plan.trial_count(len(spec.seed_groups())),
+        at_most=isinstance(plan, AlphaEscalation),
+        results_path=experiment_path,
+        estimate_s=cost.wall_s(os.cpu_count() or 1),
+        work_s=cost.cpu_hours * 3600,
+        seconds_of=trial_seconds,
+    )
+
+
 def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, Any] | None) -> int:
     from ray import tune
 
@@ -411,8 +447,11 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
 
     from .searchers import plan_complete
     from .stopper import DivergenceStopper
+    from .store import default_tracking_uri
     from .tracking import MlflowTracker
+    from .tracking import run_name as label_of  # `run_name` below is the invocation's
 
+    started = time.time()
     if invocation is None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         run_name = f"{spec.name}-{stamp}-{secrets.token_hex(2)}"  # unique per invocation
@@ -455,6 +494,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                     max_concurrent_trials=options.get("max_concurrent") or None,
                     reuse_actors=True,
                     trial_dirname_creator=lambda trial: trial.trial_id,
+                    trial_name_creator=lambda trial: label_of(trial.config),
                 ),
                 run_config=tune.RunConfig(
                     name=run_name,
@@ -468,11 +508,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                     log_to_file=TRIAL_LOGS,
                     sync_config=tune.SyncConfig(sync_artifacts=True),
                     failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
-                    progress_reporter=tune.CLIReporter(
-                        metric_columns=PROGRESS_METRICS,
-                        parameter_columns=PROGRESS_PARAMS,
-                        max_report_frequency=30,
-                    ),
+                    progress_reporter=progress(spec, experiment_path),
                     verbose=1,
                 ),
             )
@@ -495,26 +531,32 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     trials = [
         (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
     ]
-    return report(spec, trials, tracker)
+    where = {
+        "mlflow_uri": options["mlflow_uri"],
+        "default_uri": default_tracking_uri(),
+        "experiment_path": experiment_path,
+        "wall_s": time.time() - started,
+    }
+    return report(spec, trials, tracker, where)
 
 
-def report(spec: StudySpec, trials: list, tracker: Any) -> int:
+def report(spec: StudySpec, trials: list, tracker: Any, where: dict[str, Any]) -> int:
+    """The results table, the escalation's ladder, recoveries, failures, then where it all
+    went and what to run next; the same text goes to the MLflow parent run."""
     rows = trial_rows(trials)
     table = summary_table(rows)
     text = table.to_markdown(index=False) if hasattr(table, "to_markdown") else table.to_string()
-    grouped = (
-        f" in {len(trials)} trials of up to {spec.seeds_per_trial} seeds"
-        if (len(rows) > len(trials))
-        else ""
-    )
-    print(f"\n== {spec.name}: {len(rows)} runs{grouped} ==")
+    print(f"\n== {spec.name} ({spec.preset}): results over {len(rows)} runs ==")
     print(table.to_string(index=False))
     summary: dict[str, float] = {"trials": len(rows), "diverged": int(rows["diverged"].sum())}
     if isinstance(spec.plan, AlphaEscalation):
         ladder = escalation_summary(rows)
+        shown = ladder[["depth", "alphas_tried", "divergence", "largest_stable"]].to_string(
+            index=False
+        )
         print("\nalpha escalation:")
-        print(ladder.to_string(index=False))
-        text += "\n\n" + ladder.to_string(index=False)
+        print(shown)
+        text += "\n\n" + shown
         for row in ladder.itertuples():
             if row.largest_stable_alpha is not None:
                 summary[f"largest_stable_alpha_N{row.depth}"] = row.largest_stable_alpha
@@ -531,8 +573,37 @@ def report(spec: StudySpec, trials: list, tracker: Any) -> int:
             "%d trial(s) failed: %s (tracebacks: error.txt and stderr in each trial's folder)",
             len(failed), "; ".join(names),
         )  # fmt: skip
-        return 1
-    return 0
+    print("\n" + "\n".join(end_lines(spec, rows, len(trials), tracker, where)))
+    return 1 if len(failed) else 0
+
+
+def end_lines(
+    spec: StudySpec, rows: Any, trials: int, tracker: Any, where: dict[str, Any]
+) -> list[str]:
+    """What ran, how long it took, where everything is, and what to run next."""
+    from .progress import clock
+
+    in_trials = f" in {trials} trials" if trials != len(rows) else ""
+    uri = where["mlflow_uri"]
+    ui_uri = uri
+    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_relative_to(
+        Path.cwd()
+    ):
+        ui_uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).relative_to(Path.cwd()))
+    report_uri = "" if uri == where["default_uri"] else f" --mlflow-uri {uri}"
+    lines = [
+        f"== {spec.name} ({spec.preset}) done in {clock(where['wall_s'])} ==",
+        f"runs: {len(rows)}{in_trials}, seeds {list(spec.seeds)}; diverged "
+        f"{int(rows['diverged'].sum())}, failed {int(rows['errored'].sum())}",
+        f"MLflow: {uri}, experiment {tracker.experiment_name!r}, parent run "
+        f"{tracker.parent_run_id} ({tracker.invocation})",
+        f"Ray results (checkpoints, trial logs): {where['experiment_path']}",
+        "next:",
+    ]
+    if not uri.startswith("http"):
+        lines.append(f"  mlflow ui --backend-store-uri {ui_uri}   # then http://127.0.0.1:5000")
+    lines.append(f"  python -m analysis.report {spec.name}{report_uri}")
+    return lines
 
 
 def run_label(row: Any) -> str:
@@ -576,7 +647,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     args = parser.parse_args(argv)
     if args.list:
-        list_studies()
+        try:
+            list_studies()
+            sys.stdout.flush()  # a closed pipe fails here, not at interpreter exit
+        except BrokenPipeError:  # `--list | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if not args.name:
         parser.error("a study NAME is required (see --list)")

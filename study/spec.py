@@ -30,8 +30,6 @@ class StudySpec:
     gpus_per_trial: float = 0.0
     checkpoint_every: int = 1  # epochs between checkpoints (1: resume loses nothing)
     seeds_per_trial: int | None = None  # seeds trained side by side per trial; None: auto
-    expected_cpu: str = "?"  # wall time of the full preset / smoke preset, as measured
-    expected_gpu: str = "?"
     overrides: dict[str, Any] = field(default_factory=dict)  # the user's --set values
 
     def with_overrides(self, overrides: dict[str, Any]) -> StudySpec:

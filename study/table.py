@@ -105,13 +105,21 @@ def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
             epochs = ", ".join(str(e) for e in reached.dropna().astype(int))
             seeds = (group["alpha"] == first_bad).sum()
             divergence = f"α={first_bad:g}: {len(rung)}/{seeds} seeds (epoch {epochs or '-'})"
+        top = max(stable) if stable else None
+        if top is None:
+            largest = "none"
+        elif first_bad is None:
+            largest = f">= {top:g} (the ladder's top)"
+        else:
+            largest = f"{top:g}"
         out.append(
             {
                 "depth": int(depth),
                 "alphas_tried": ", ".join(f"{a:g}" for a in sorted(by_alpha.index)),
                 "divergence": divergence,
                 "divergence_alpha": first_bad,
-                "largest_stable_alpha": max(stable) if stable else None,
+                "largest_stable_alpha": top,
+                "largest_stable": largest,  # in words: a capped ladder gives only a lower bound
             }
         )
     return pd.DataFrame(out)

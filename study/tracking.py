@@ -60,12 +60,13 @@ def run_params(config: dict[str, Any]) -> dict[str, str]:
 
 
 def run_name(config: dict[str, Any]) -> str:
+    """`orthogonal-N16-a300-s0`: a run's MLflow name; a group trial's is `...-s0+1+2`."""
     parts = [method_of(config)]
     if config.get("bottleneck") == "linear_net":
         parts += [f"N{config['depth']}", f"a{config['alpha']:g}"]
     if config.get("bottleneck") == "explicit":
         parts.append(f"k{config['k']}")
-    parts.append(f"s{config['seed']}")
+    parts.append("s" + "+".join(str(seed) for seed in member_seeds(config)))
     return "-".join(parts)
 
 
@@ -82,6 +83,7 @@ class MlflowTracker(tune.Callback):
         self.client = MlflowClient(tracking_uri)
         self.tracking_uri = tracking_uri
         self.experiment_id = ensure_experiment(self.client, experiment, tracking_uri)
+        self.experiment_name = experiment
         self.study, self.invocation = study, invocation
         if parent_run_id is None:
             parent = self.client.create_run(

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 from cifar10_fixture import write_cifar10
@@ -46,6 +50,22 @@ def ray_local(data_root):
     ray.shutdown()
 
 
+class Tee(io.TextIOBase):
+    """Writes to several text streams: a study's output is both shown and kept."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
 class SmokeStudies:
     """`python -m study.run NAME --smoke`, as typed, each study at most once per session.
 
@@ -57,12 +77,18 @@ class SmokeStudies:
         self.folder = folder
         self.db = folder / "mlflow.db"
         self.codes: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}  # each study's wall time, for the cost model's check
+        self.printed: dict[str, str] = {}  # what it printed (progress, results, end summary)
 
     def run(self, name: str) -> int:
         from study.run import main
 
         if name not in self.codes:
-            self.codes[name] = self.in_folder(main, [name, "--smoke"])
+            start, printed = time.perf_counter(), io.StringIO()
+            with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
+                self.codes[name] = self.in_folder(main, [name, "--smoke"])
+            self.seconds[name] = time.perf_counter() - start
+            self.printed[name] = printed.getvalue()
         return self.codes[name]
 
     def in_folder(self, command: Callable[[list[str]], int], argv: list[str]) -> int:

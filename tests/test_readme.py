@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis.report import main as report_main
 from search_spaces import AlphaEscalation, Grid, OptunaSpace
-from study.cost import trial_configs
+from study.cost import estimate, trial_configs
 from study.run import main
 from study.studies import config, names
 
@@ -102,6 +102,42 @@ def test_every_named_study_runs_its_smoke_tier_to_the_end(studies, name):
         assert metrics["latent_rank"] >= 1
         if name in IMAGE_STUDIES:
             assert 0.0 <= metrics["acc_best"] <= 1.0 and metrics["fid"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDIES)
+def test_a_smoke_study_shows_its_plan_while_it_runs_and_where_everything_went(studies, name):
+    printed = studies.printed[name]
+    spec = config(name, "smoke")
+    total = spec.plan.trial_count(len(spec.seed_groups()))
+    bound = "up to " if isinstance(spec.plan, AlphaEscalation) else ""
+    statuses = re.findall(
+        rf"== {name} \(smoke\): (\d+)/{bound}{total} trials .*\| (ETA|done)", printed
+    )
+    assert statuses and statuses[-1][1] == "done", printed[:2000]
+    assert "infinite" not in printed and "Result logdir" not in printed
+    trials = trial_runs(studies.db, name)
+    [parent] = [r for r in trials if r.data.tags["role"] == "study"]
+    for run in (r for r in trials if r.data.tags["role"] == "trial"):
+        assert re.search(rf"^{re.escape(run.info.run_name)} ", printed, re.M), run.info.run_name
+    end = printed[printed.index(f"== {name} (smoke) done in ") :]
+    assert f"parent run {parent.info.run_id}" in end
+    assert f"Ray results (checkpoints, trial logs): {studies.folder}" in end
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in end
+    assert f"python -m analysis.report {name}\n" in end
+
+
+REAL_DATA_STUDIES = [n for n in STUDIES if not n.startswith("cifar10_")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REAL_DATA_STUDIES)
+def test_the_cost_model_prices_each_smoke_study_within_2x_of_its_measured_time(studies, name):
+    """`--list` and `--dry-run` show `estimate(spec).wall_s(cores)`; the CIFAR-10 studies run
+    here on a fixture far smaller than CIFAR-10, so only the real-data ones are compared."""
+    estimated = estimate(config(name, "smoke")).wall_s(os.cpu_count() or 1)
+    measured = studies.seconds[name]
+    assert estimated / 2 <= measured <= 2 * estimated, (name, measured, estimated)
 
 
 @pytest.mark.slow

@@ -50,10 +50,21 @@ def test_list_names_every_study(tmp_path):
 
     out = run_cli("--list", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    listed = [line.split()[0] for line in out.stdout.splitlines() if line and not line[0].isspace()]
-    assert listed == names()
-    assert {"linear_depth_sweep", "mnist_alpha_sweep", "cifar10_explicit"} <= set(listed)
-    assert "Fig. 3" in out.stdout and "GPU" in out.stdout
+    header, *rows = out.stdout.split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in rows] == names()  # one line per study
+    assert {"linear_depth_sweep", "mnist_alpha_sweep", "cifar10_explicit"} <= set(names())
+    assert "Fig. 3" in out.stdout and "GPU" in header and "smoke" in header
+
+
+def test_list_into_a_reader_that_stopped_reading_ends_quietly(tmp_path):
+    """`--list | head -n 1`: the reader may be gone before the list is written."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-m", "study.run", "--list"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    child.stdout.close()  # before the child has imported anything: its writes find no reader
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
 def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
@@ -62,7 +73,7 @@ def test_dry_run_prints_the_grid_and_writes_nothing(tmp_path):
     for depth in (4, 8, 12, 16, 20, 24, 28, 32):
         assert f"'depth': {depth}" in out.stdout
     assert "17 configs x 3 seeds" in out.stdout
-    assert "51 trials" in out.stdout
+    assert "51 runs" in out.stdout and "GB of checkpoints" in out.stdout
     escalation = run_cli("mnist_alpha_sweep", "--dry-run", "--smoke", cwd=tmp_path)
     assert "alpha escalation per N in [4, 16]: alpha = 50, 100" in escalation.stdout
     assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,7 @@
 Larger alpha makes W_e learn faster (Sec. 2.4); App. A shows N = 16, alpha = 2. Too
 large an alpha diverges, which the study records rather than crashes on.
 
-    python -m study.run linear_alpha_sweep            # CPU: ~3 min on 2 cores
+    python -m study.run linear_alpha_sweep            # CPU: ~5 min on 2 cores
     python -m study.run linear_alpha_sweep --smoke    # CPU: ~1 min
 """
 
@@ -28,6 +28,4 @@ def get_config(preset: str = "full") -> StudySpec:
         plan=Grid(alpha_sweep(16, ALPHAS[:2] if smoke else ALPHAS)),
         seeds=(0,) if smoke else (0, 1, 2),
         checkpoint_every=10,
-        expected_cpu="~5 min (2 cores); smoke ~1 min",
-        expected_gpu="as on CPU (launch-bound)",
     )

@@ -36,6 +36,4 @@ def get_config(preset: str = "full") -> StudySpec:
         ),
         seeds=(0,) if smoke else (0, 1, 2),
         checkpoint_every=10,
-        expected_cpu="~18 min (3 seeds, 2 cores); smoke ~1 min",
-        expected_gpu="~10 min (launch-bound; CPU is as fast)",
     )

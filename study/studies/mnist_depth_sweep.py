@@ -4,7 +4,7 @@ With PyTorch's default ("standard") init the rank the sub-network finds depends 
 and the best N differs between classification and FID: the problem the paper fixes.
 
     python -m study.run mnist_depth_sweep  # GPU(s): 10 seeds x 6 configs
-    python -m study.run mnist_depth_sweep --smoke  # CPU: a few minutes
+    python -m study.run mnist_depth_sweep --smoke  # CPU: ~1.5 min
 
 MNIST from the data root.
 """
@@ -29,6 +29,4 @@ def get_config(preset: str = "full") -> StudySpec:
         base=images("mnist", preset),
         plan=Grid(vanilla() + depth_sweep("standard", (2, 8) if smoke else DEPTHS)),
         seeds=(0,) if smoke else MNIST_SEEDS,
-        expected_cpu="weeks (use a GPU); smoke ~3 min",
-        expected_gpu="~60 trials x ~40 min (fp64, naive step) on one H100",
     )
