@@ -1,4 +1,5 @@
-"""Write a study's report (Markdown + HTML + PNG figures) from its MLflow runs.
+"""Write a study's report (Markdown + HTML; figures as PNG, PDF and SVG; tables also as CSV and
+LaTeX in tables/) from its MLflow runs.
 
     python -m analysis.report mnist_alpha_sweep
     python -m analysis.report mnist_alpha_sweep --mlflow-uri sqlite:///runs/mlflow.db --out DIR
@@ -19,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -77,6 +79,59 @@ def save_png(figure: Figure, path: Path) -> None:
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     image = Image.open(buffer).convert("RGB")
     image.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
+
+
+def save_figure(figure: Figure, path: Path) -> list[Path]:
+    """The report's PNG, and the same figure as PDF and SVG (vector: print at any size)."""
+    save_png(figure, path)
+    vectors = [path.with_suffix(suffix) for suffix in (".pdf", ".svg")]
+    for vector in vectors:
+        figure.savefig(vector, bbox_inches="tight")
+    return [path, *vectors]
+
+
+def save_table(frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
+    """A report table as `tables/NAME.csv` (to read back) and `tables/NAME.tex` (to paste)."""
+    folder.mkdir(exist_ok=True)
+    csv, tex = folder / f"{name}.csv", folder / f"{name}.tex"
+    frame.to_csv(csv, index=False)
+    tex.write_text(frame.astype(str).to_latex(index=False, escape=True))
+    return [csv, tex]
+
+
+def headline_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the one-screen answer: where the implicit rank lands, the explicit-optimal
+    k, and the gap (± sd, the two sides' seed spreads combined as independent)."""
+    gap_sd = (table["implicit_metric_sd"] ** 2 + table["best_explicit_sd"] ** 2) ** 0.5
+    return pd.DataFrame(
+        {
+            "task": table["task"],
+            "implicit configuration": [
+                config_label(r.method, r.depth, r.alpha) for r in table.itertuples()
+            ],
+            "implicit rank": [
+                mean_sd(m, s)
+                for m, s in zip(table["implicit_rank"], table["implicit_rank_sd"], strict=True)
+            ],  # fmt: skip
+            "explicit-optimal k": table["optimal_k"],
+            "gap to explicit best": [
+                mean_sd(g, s) for g, s in zip(table["gap"], gap_sd, strict=True)
+            ],
+        }
+    )
+
+
+def provenance(runs: Any) -> str:
+    """The code version and the tier of each invocation read, from their parent runs."""
+    parts = []
+    for parent in runs.parents:
+        params = parent.data.params
+        parts.append(
+            f"{parent.data.tags.get('invocation', parent.info.run_id)}: preset "
+            f"{params.get('preset', 'full')}, seeds {params.get('seeds', '?')}, "
+            f"code {params.get('code_version', 'not recorded')}"
+        )
+    return "; ".join(parts)
 
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -192,6 +247,15 @@ def build_report(
         + f". Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
         f"python -m analysis.report; every sentence below is generated from the numbers."
     )
+    doc.paragraph(f"Invocations read: {provenance(runs)}.")
+    tables = out / "tables"
+    written = []
+    if not comparison.empty:
+        doc.heading("Headline")
+        headline = headline_table(comparison)
+        doc.table(headline)
+        written += save_table(headline, tables, "headline")
+
     doc.heading("Findings")
     doc.bullets(overview(trials, preset))
     doc.bullets(rank_findings(trials))
@@ -200,7 +264,9 @@ def build_report(
     doc.bullets(downstream_findings(trials))
 
     doc.heading("Per configuration (mean ± sd over healthy seeds)")
-    doc.table(summary_table(trials))
+    summary = summary_table(trials)
+    doc.table(summary)
+    written += save_table(summary, tables, "per_configuration")
 
     doc.heading("Implicit vs explicit rank")
     if comparison.empty:
@@ -218,12 +284,13 @@ def build_report(
             "the sub-network runs. Gap: implicit metric minus the explicit best. As good: "
             "better than the explicit best, or within the tolerance of it."
         )
-        doc.table(comparison_table(comparison))
+        shown = comparison_table(comparison)
+        doc.table(shown)
+        written += save_table(shown, tables, "implicit_vs_explicit")
         doc.bullets(comparison_findings(comparison))
         doc.bullets([f"Caution: {note}." for note in setting_differences(pooled)])
 
     doc.heading("Figures")
-    written = []
     data = {"history": history, "trials": trials, "pooled": pooled}
     for filename, caption, draw, source in FIGURES:
         try:
@@ -231,12 +298,15 @@ def build_report(
         except figures.NotApplicable as reason:
             doc.paragraph(f"{caption.split(':')[0]}: not drawn — {reason}.")
             continue
-        save_png(figure, out / filename)
-        written.append(out / filename)
+        written += save_figure(figure, out / filename)
         doc.figure(filename, caption)
+    doc.paragraph("Every figure is also beside its PNG as PDF and SVG; every table is in "
+                  "tables/ as CSV and LaTeX.")  # fmt: skip
 
     doc.heading("Trials")
-    doc.table(trial_table(trials))
+    trial_rows = trial_table(trials)
+    doc.table(trial_rows)
+    written += save_table(trial_rows, tables, "trials")
 
     (out / "report.md").write_text(doc.markdown())
     (out / "report.html").write_text(doc.html())
@@ -244,7 +314,8 @@ def build_report(
     if log_to_mlflow and parent is not None:
         client = MlflowClient(runs.tracking_uri)
         for path in [*written, out / "report.md", out / "report.html"]:
-            client.log_artifact(parent.info.run_id, str(path), artifact_path="report")
+            folder = "report/tables" if path.parent == tables else "report"
+            client.log_artifact(parent.info.run_id, str(path), artifact_path=folder)
     return out
 
 

@@ -25,70 +25,112 @@ class ConfigError(ValueError):
     """A configuration value is out of its allowed range; the message names both."""
 
 
+def setting(default: Any, help: str, **check: Any) -> Any:
+    """A RunConfig field: its default, a one-line description, and its simple check (one of
+    `choices=`, `at_least=`, `positive=True`, `open_unit=True`), which `validate()` applies
+    and `describe_settings()` shows. Checks that relate fields live in `validate()`; their
+    rule is in the description."""
+    return dataclasses.field(default=default, metadata={"help": help, **check})
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one autoencoder run needs. Field names are the `--set` keys."""
 
     # --- data -------------------------------------------------------------------
-    dataset: str = "mnist"
-    data_root: str | None = None  # None: $RANKSTUDY_DATA_ROOT or ~/.cache/rankstudy/data
-    n_train: int | None = None  # training images used (None: the whole split)
-    n_eval: int = 10_000  # test images whose codes give the latent spectrum
-    data_seed: int = 0  # synthetic data draw (independent of the model seed)
-    synth_samples: int = 64  # n in Sec. 3.1
-    synth_dim: int = 256  # D
-    synth_rank: int = 8  # r
-    synth_noise: float = 0.2  # s
+    dataset: str = setting("mnist", "the data", choices=DATASETS)
+    data_root: str | None = setting(
+        None, "data folder (None: $RANKSTUDY_DATA_ROOT or ~/.cache/rankstudy/data)"
+    )
+    n_train: int | None = setting(None, "training images used (None: the whole split)", at_least=2)
+    n_eval: int = setting(10_000, "test images whose codes give the latent spectrum", at_least=2)
+    data_seed: int = setting(0, "synthetic data draw (independent of the model seed)", at_least=0)
+    synth_samples: int = setting(64, "synthetic: n samples (Sec. 3.1)", at_least=2)
+    synth_dim: int = setting(256, "synthetic: input dimension D", at_least=1)
+    synth_rank: int = setting(8, "synthetic: rank r of X = X1 X2, <= min(n, D)", at_least=1)
+    synth_noise: float = setting(0.2, "synthetic: noise scale s, finite >= 0")
 
     # --- model ------------------------------------------------------------------
-    architecture: str = "mnist_conv"
-    latent_dim: int = 128  # d
-    bottleneck: str = "linear_net"
-    init: str = "orthogonal"
-    depth: int = 16  # N
-    alpha: float = 1.0
-    init_scale: float = 1.0  # c: W_e starts as c * orthogonal (App. B uses 1e-3)
-    k: int | None = None  # shared dimension of the explicit bottleneck
-    depth_lr_scaling: bool | None = None  # lr / N on the sub-network; None: on for orthogonal
+    architecture: str = setting(
+        "mnist_conv", "the autoencoder (linear for synthetic data)", choices=ARCHITECTURES
+    )
+    latent_dim: int = setting(128, "d, the latent code's width", at_least=1)
+    bottleneck: str = setting(
+        "linear_net",
+        "vanilla, the N-layer linear sub-network, or explicit d -> k -> d",
+        choices=BOTTLENECKS,
+    )
+    init: str = setting("orthogonal", "the sub-network's initialisation", choices=INITS)
+    depth: int = setting(16, "N, the sub-network's layers", at_least=1)
+    alpha: float = setting(
+        1.0, "alpha of the reparameterisation W = alpha W' (Eq. 4)", positive=True
+    )
+    init_scale: float = setting(
+        1.0, "c: W_e starts as c x orthogonal (App. B uses 1e-3)", positive=True
+    )
+    k: int | None = setting(
+        None, "the explicit bottleneck's width, 1 <= k <= latent_dim (explicit only)"
+    )
+    depth_lr_scaling: bool | None = setting(
+        None, "lr / N on the sub-network (None: on for orthogonal init)"
+    )
 
     # --- optimisation -----------------------------------------------------------
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    batch_size: int = 32  # ignored by full-batch gradient descent
-    epochs: int = 200
-    gd_steps_per_epoch: int = 100  # full-batch GD: steps between two records
-    dtype: str = "float64"
-    seed: int = 0
+    optimizer: str = setting(
+        "adam", "gd is full-batch gradient descent (App. B)", choices=OPTIMIZERS
+    )
+    lr: float = setting(1e-4, "learning rate", positive=True)
+    batch_size: int = setting(32, "minibatch size (ignored by full-batch gd)", at_least=1)
+    epochs: int = setting(200, "epochs (gd: records of gd_steps_per_epoch steps)", at_least=1)
+    gd_steps_per_epoch: int = setting(100, "full-batch gd: steps between two records", at_least=1)
+    dtype: str = setting("float64", "floating point precision", choices=DTYPES)
+    seed: int = setting(0, "model seed (study.run: use --seeds)", at_least=0)
     # diverged: a NaN/inf loss, or divergence_epochs epochs in a row stuck above
     # divergence_factor x the trivial loss (predicting the mean input; rankae/records.py)
-    divergence_factor: float = 2.0
-    divergence_epochs: int = 3
+    divergence_factor: float = setting(
+        2.0, "diverged above this multiple of the trivial loss; finite > 1"
+    )
+    divergence_epochs: int = setting(3, "... for this many epochs in a row", at_least=1)
     # vectorised seed groups on a GPU: replay the step from a CUDA graph (Adam only). Off
     # until benchmarks/gpu_check.sh has passed on real hardware (docs/benchmarks.md)
-    cuda_graph: bool = False
+    cuda_graph: bool = setting(
+        False, "GPU seed groups: replay each step from a CUDA graph (adam only)"
+    )
 
     # --- rank -------------------------------------------------------------------
-    rank_threshold: float = 0.01
+    rank_threshold: float = setting(
+        0.01, "rank: singular values above this fraction of the largest", open_unit=True
+    )
 
     # --- two-stage training (Sec. 3.2) --------------------------------------------
-    two_stage: bool = False
+    two_stage: bool = setting(
+        False, "switch to an explicit bottleneck at W_e's settled rank (linear_net only)"
+    )
     # switch once W_e's rank has been unchanged for this many optimiser steps. Counted in
     # steps, not epochs, so it means the same on a subset: App. C's 5 epochs of 60,000
     # images at batch 32 are 5 x 1,875 steps
-    patience_steps: int = 9375
-    force_switch_epoch: int | None = None  # switch here if W_e's rank never settles
+    patience_steps: int = setting(
+        9375, "two-stage: steps W_e's rank must stay unchanged", at_least=1
+    )
+    force_switch_epoch: int | None = setting(
+        None, "two-stage: switch here if the rank never settles", at_least=1
+    )
 
     # --- downstream evaluation (App. C) -------------------------------------------
-    downstream: bool = False
-    classifier_labels: int = 1000
-    classifier_epochs: int = 500
-    classifier_lr: float = 1e-3
-    classifier_batch_size: int = 32
-    classifier_hidden: int = 128
-    classifier_val_fraction: float = 0.2  # held out only for acc_selected's epoch choice
-    gmm_components: int = 4
-    fid_samples: int = 10_000
-    fid_reference: int | None = None  # training images for FID statistics (None: all)
+    downstream: bool = setting(False, "classifiers, GMM sampling and FID after training")
+    classifier_labels: int = setting(1000, "labelled training images, <= n_train", at_least=2)
+    classifier_epochs: int = setting(500, "classifier epochs", at_least=1)
+    classifier_lr: float = setting(1e-3, "classifier learning rate", positive=True)
+    classifier_batch_size: int = setting(32, "classifier minibatch size", at_least=1)
+    classifier_hidden: int = setting(128, "classifier hidden width", at_least=1)
+    classifier_val_fraction: float = setting(
+        0.2, "held out only for acc_selected's epoch choice", open_unit=True
+    )
+    gmm_components: int = setting(4, "GMM components fitted to the training codes", at_least=1)
+    fid_samples: int = setting(10_000, "GMM samples decoded for FID", at_least=2)
+    fid_reference: int | None = setting(
+        None, "training images for FID statistics (None: all)", at_least=2
+    )
 
     # ------------------------------------------------------------------------------
     @property
@@ -121,41 +163,8 @@ class RunConfig:
 
     def validate(self) -> RunConfig:
         """Check every value; return self so calls chain."""
-        _one_of("dataset", self.dataset, DATASETS)
-        _one_of("architecture", self.architecture, ARCHITECTURES)
-        _one_of("bottleneck", self.bottleneck, BOTTLENECKS)
-        _one_of("init", self.init, INITS)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("dtype", self.dtype, DTYPES)
-        _at_least("latent_dim", self.latent_dim, 1)
-        _at_least("depth", self.depth, 1)
-        _at_least("epochs", self.epochs, 1)
-        _at_least("batch_size", self.batch_size, 1)
-        _at_least("gd_steps_per_epoch", self.gd_steps_per_epoch, 1)
-        _at_least("n_eval", self.n_eval, 2)
-        _at_least("seed", self.seed, 0)
-        _at_least("data_seed", self.data_seed, 0)
-        _at_least("patience_steps", self.patience_steps, 1)
-        _at_least("divergence_epochs", self.divergence_epochs, 1)
-        _at_least("gmm_components", self.gmm_components, 1)
-        _at_least("fid_samples", self.fid_samples, 2)
-        _at_least("classifier_labels", self.classifier_labels, 2)
-        _at_least("classifier_epochs", self.classifier_epochs, 1)
-        _at_least("classifier_batch_size", self.classifier_batch_size, 1)
-        _at_least("classifier_hidden", self.classifier_hidden, 1)
-        _at_least("synth_samples", self.synth_samples, 2)
-        _at_least("synth_dim", self.synth_dim, 1)
-        _at_least("synth_rank", self.synth_rank, 1)
-        if self.n_train is not None:
-            _at_least("n_train", self.n_train, 2)
-        if self.fid_reference is not None:
-            _at_least("fid_reference", self.fid_reference, 2)
-        if self.force_switch_epoch is not None:
-            _at_least("force_switch_epoch", self.force_switch_epoch, 1)
-        _positive("alpha", self.alpha)
-        _positive("init_scale", self.init_scale)
-        _positive("lr", self.lr)
-        _positive("classifier_lr", self.classifier_lr)
+        for spec in fields(self):
+            _check(spec, getattr(self, spec.name))
         if not (_finite(self.divergence_factor) and self.divergence_factor > 1):
             raise ConfigError(
                 f"divergence_factor={self.divergence_factor!r} is invalid: must be a finite "
@@ -169,8 +178,6 @@ class RunConfig:
                 f"synth_rank={self.synth_rank} is invalid: X = X1 X2 has rank at most "
                 f"min(synth_samples={self.synth_samples}, synth_dim={self.synth_dim})"
             )
-        _open_unit("rank_threshold", self.rank_threshold)
-        _open_unit("classifier_val_fraction", self.classifier_val_fraction)
         if self.bottleneck == "explicit" and self.k is None:
             raise ConfigError(
                 f"k=None is invalid for the explicit bottleneck: "
@@ -233,6 +240,42 @@ def linear_synthetic(**changes: Any) -> RunConfig:
         dtype="float64",
     )
     return base.replace(**changes).validate()
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(name, default, "description; allowed values") per RunConfig field: `--help` text."""
+    out = []
+    for spec in fields(RunConfig):
+        meta = spec.metadata
+        allowed = ""
+        if "choices" in meta:
+            allowed = "one of " + ", ".join(meta["choices"])
+        elif "at_least" in meta:
+            allowed = f"integer >= {meta['at_least']}"
+        elif meta.get("positive"):
+            allowed = "> 0"
+        elif meta.get("open_unit"):
+            allowed = "in (0, 1)"
+        if allowed and spec.default is None:
+            allowed = "None or " + allowed
+        text = meta["help"] + (f"; {allowed}" if allowed else "")
+        out.append((spec.name, repr(spec.default), text))
+    return out
+
+
+def _check(spec: dataclasses.Field, value: Any) -> None:
+    """A field's simple check (its `setting(...)` keywords); None passes where it is the default."""
+    meta = spec.metadata
+    if value is None and spec.default is None:
+        return
+    if "choices" in meta:
+        _one_of(spec.name, value, meta["choices"])
+    elif "at_least" in meta:
+        _at_least(spec.name, value, meta["at_least"])
+    elif meta.get("positive"):
+        _positive(spec.name, value)
+    elif meta.get("open_unit"):
+        _open_unit(spec.name, value)
 
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:

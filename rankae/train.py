@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .config import INITS, ConfigError, RunConfig, linear_synthetic
+from .config import INITS, ConfigError, RunConfig, describe_settings, linear_synthetic
 from .data import DataNotFoundError
 from .engine import Trainer
 from .records import EpochRecord
@@ -59,16 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         "he_normal means --bottleneck linear_net with that --init.",
     )
     hints = typing.get_type_hints(RunConfig)
+    described = {name: (default, text) for name, default, text in describe_settings()}
     for field in fields(RunConfig):
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         args = typing.get_args(kind)  # (int, NoneType) for `int | None`; () for `int`
         base = next((a for a in args if a is not type(None)), kind)
+        default, text = described[field.name]
+        help_text = f"{text} (default {default})".replace("%", "%%")
         if base is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
             parse = _optional(base) if type(None) in args else base
-            parser.add_argument(flag, type=parse, metavar=base.__name__.upper())
+            parser.add_argument(flag, type=parse, metavar=base.__name__.upper(), help=help_text)
     parser.add_argument("--steps", type=int, help="full-batch GD steps (gd optimizer only)")
     parser.add_argument("--device", type=_device, help="default: cuda if available, else cpu")
     parser.add_argument("--json", metavar="PATH", help="write the config and records here")

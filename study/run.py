@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
     p.add_argument("name", nargs="?", help="a study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the named studies and exit")
+    p.add_argument("--keys", action="store_true", help="list the --set keys and exit")
     p.add_argument(
         "--preset",
         choices=TIERS,
@@ -231,6 +232,18 @@ def list_studies() -> None:
         )
     print("\nestimates from study.cost (one trial per core); details: python -m study.run NAME "
           "[--preset TIER] --dry-run")  # fmt: skip
+
+
+def print_keys() -> None:
+    """The `--set` keys: every RunConfig field, its default (the full tier's may differ:
+    `--dry-run` shows a study's) and what it allows."""
+    from rankae.config import describe_settings
+
+    rows = describe_settings()
+    name_width = max(len(name) for name, _, _ in rows)
+    default_width = max(len(default) for _, default, _ in rows)
+    for name, default, text in rows:
+        print(f"{name:{name_width}}  {default:{default_width}}  {text}")
 
 
 def describe_plan(spec: StudySpec) -> str:
@@ -448,7 +461,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     from .searchers import plan_complete
     from .stopper import DivergenceStopper
     from .store import default_tracking_uri
-    from .tracking import MlflowTracker
+    from .tracking import MlflowTracker, code_version
     from .tracking import run_name as label_of  # `run_name` below is the invocation's
 
     started = time.time()
@@ -465,6 +478,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         run_name,
         parent_run_id=invocation["parent_run_id"],
         study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
+                      "code_version": code_version(),
                       "plan": plan_lines(spec)[0], "seeds_per_trial": spec.seeds_per_trial,
                       **spec.overrides},
     )  # fmt: skip
@@ -646,6 +660,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     setup_logging()
     args = parser.parse_args(argv)
+    if args.keys:
+        print_keys()
+        return 0
     if args.list:
         try:
             list_studies()

@@ -124,7 +124,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     hints = get_type_hints(RunConfig)
     names = [f.name for f in fields(RunConfig)]
     if key not in hints:
-        raise ConfigError(f"--set key {key!r} is not a config value; allowed: {', '.join(names)}")
+        raise ConfigError(
+            f"--set key {key!r} is not a config value; allowed: {', '.join(names)} "
+            "(python -m study.run --keys describes each)"
+        )
     return key, _coerce(key, raw, hints[key])
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,20 @@ def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str
         # keep artifacts beside the database, not wherever the process happens to run
         location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").as_uri()
     return client.create_experiment(name, artifact_location=location)
+
+
+def code_version() -> str:
+    """The git commit of this checkout (`+dirty` with uncommitted changes), for the study's
+    parent run and its report; "unknown" outside a git checkout (an installed package)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here,
+                                capture_output=True, text=True, timeout=10, check=True)  # fmt: skip
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=here, capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
 def run_params(config: dict[str, Any]) -> dict[str, str]:

@@ -91,3 +91,36 @@ def test_valid_configs_pass_and_round_trip() -> None:
     assert not paper.replace(init="standard").lr_scaled_by_depth
     for config in (RunConfig(), paper, RunConfig(bottleneck="explicit", k=128)):
         assert RunConfig.from_dict(config.to_dict()) == config.validate()
+
+
+def test_every_setting_is_described_with_its_default_and_allowed_values(capsys):
+    """One source (rankae.config.setting) for `rankae.train --help` and `study.run --keys`."""
+    from dataclasses import fields
+
+    from rankae.config import describe_settings
+    from rankae.train import build_parser
+    from study.run import main
+
+    described = {name: (default, text) for name, default, text in describe_settings()}
+    assert list(described) == [f.name for f in fields(RunConfig)]
+    assert described["alpha"] == (
+        "1.0",
+        "alpha of the reparameterisation W = alpha W' (Eq. 4); > 0",
+    )
+    assert described["dataset"][1].endswith("one of synthetic, digits, mnist, cifar10")
+    assert described["n_train"][1].endswith("None or integer >= 2")
+    help_text = " ".join(build_parser().format_help().split())
+    assert main(["--keys"]) == 0
+    keys = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in keys] == list(described)
+    for name, (default, text) in described.items():
+        assert " ".join(f"{text} (default {default})".split()) in help_text, name
+        assert text in next(line for line in keys if line.startswith(name + " "))
+
+
+def test_a_settings_check_rejects_what_its_description_excludes():
+    with pytest.raises(ConfigError, match=r"^rank_threshold=1.5 is invalid: must lie strictly"):
+        RunConfig(rank_threshold=1.5).validate()
+    with pytest.raises(ConfigError, match=r"^n_train=1 is invalid: must be an integer >= 2"):
+        RunConfig(n_train=1).validate()
+    assert RunConfig(n_train=None, fid_reference=None).validate().n_train is None

@@ -193,6 +193,19 @@ def test_every_studys_report_is_written_from_its_smoke_results(studies, name, tm
     assert studies.in_folder(report_main, [name, "--out", str(out), *extra]) == 0
     report = (out / "report.md").read_text()
     assert name in report and (out / "report.html").is_file()
-    assert list(out.glob("*.png")), f"{name}: the report drew no figure"
+    pngs = list(out.glob("*.png"))
+    assert pngs, f"{name}: the report drew no figure"
+    for png in pngs:  # print versions beside each figure
+        assert png.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+        assert b"<svg" in png.with_suffix(".svg").read_bytes()[:2000]
+    tables = out / "tables"
+    for table in ("per_configuration", "trials"):
+        assert (tables / f"{table}.csv").read_text().count("\n") >= 2
+        assert "\\begin{tabular}" in (tables / f"{table}.tex").read_text()
+    [parent] = [r for r in trial_runs(studies.db, name) if r.data.tags["role"] == "study"]
+    assert f"preset smoke, seeds (0,), code {parent.data.params['code_version']}" in report
+    statements = [line for line in report.splitlines() if line.startswith("- ")]
+    assert len(statements) == len(set(statements)), f"{name}: a statement is repeated"
     if name in PAIRS:
         assert PAIRS[name] in report  # the implicit rank is read against that baseline
+        assert "## Headline" in report and (tables / "headline.csv").is_file()

@@ -37,7 +37,8 @@ def test_a_diverging_member_is_masked_and_recorded(tmp_path):
             assert epochs_logged(tmp_path, run) == list(range(1, 7))
             assert all(math.isfinite(m.value) for m in losses)
     # the printed table counts one divergence per config and keeps the healthy seeds' means
-    table = out.stdout.split("== linear_depth_sweep: 15 runs in 5 trials of up to 3 seeds ==")[1]
+    assert "runs: 15 in 5 trials" in out.stdout  # the end summary
+    table = out.stdout.split("== linear_depth_sweep (smoke): results over 15 runs ==")[1]
     rows = [line.split() for line in table.strip().splitlines()[1:6]]
     assert [row[4:6] for row in rows] == [["3", "1"]] * 5  # seeds, diverged
 
