@@ -151,6 +151,7 @@ class Optimum:
     tolerance: float
     segments: tuple[tuple[int, int], ...]  # runs of neighbouring near-optimal k, ascending
     ks: tuple[int, ...]  # every k on the curve
+    vanilla_k: int | None = None  # where vanilla sits on the curve (k = d), if it ran
 
     def contains(self, rank: float) -> bool:
         return any(low <= rank <= high for low, high in self.segments)
@@ -160,7 +161,12 @@ class Optimum:
         return self.task.better(value, self.best) or abs(value - self.best) <= self.tolerance
 
     def describe(self) -> str:
-        return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in self.segments)
+        """The near-optimal k as a reader says them: "4-8, 128 (vanilla)"."""
+
+        def name(k: int) -> str:
+            return f"{k} (vanilla)" if k == self.vanilla_k else str(k)
+
+        return ", ".join(name(a) if a == b else f"{a}-{name(b)}" for a, b in self.segments)
 
 
 def explicit_optimum(curve: pd.DataFrame, task: Task) -> Optimum | None:
@@ -187,6 +193,9 @@ def explicit_optimum(curve: pd.DataFrame, task: Task) -> Optimum | None:
         tolerance=float(tolerance),
         segments=tuple(segments),
         ks=tuple(int(k) for k in per_k["k"]),
+        vanilla_k=next((int(r.k) for r in per_k.itertuples() if r.baseline == "vanilla"), None)
+        if "baseline" in per_k
+        else None,
     )
 
 

@@ -107,9 +107,14 @@ def escalation_findings(trials: pd.DataFrame) -> list[str]:
 
 
 def downstream_findings(trials: pd.DataFrame) -> list[str]:
-    """Per task, the best and the worst configuration of this study (means over seeds)."""
+    """Per task, the best and the worst configuration of this study (means over seeds).
+
+    The selected-epoch accuracy joins the best-epoch one in a single statement when both
+    rank the same configurations first and last (the numbers side by side), so a reader is
+    not told the same thing twice.
+    """
     good = healthy(trials)
-    lines = []
+    found = {}  # metric -> (best config, its value, worst config, its value, configurations)
     for task in TASKS:
         if task.metric not in good or good[task.metric].isna().all():
             continue
@@ -118,11 +123,33 @@ def downstream_findings(trials: pd.DataFrame) -> list[str]:
         if means.empty:
             continue
         ranked = means.sort_values(ascending=not task.higher_is_better)
-        best, worst = ranked.index[0], ranked.index[-1]
-        line = f"{task.label}: best {config_label(*best)} ({_fmt(ranked.iloc[0])})"
-        if len(ranked) > 1:
-            line += f", worst {config_label(*worst)} ({_fmt(ranked.iloc[-1])})"
-        lines.append(line + f" over {len(ranked)} configurations.")
+        found[task.metric] = (
+            ranked.index[0],
+            ranked.iloc[0],
+            ranked.index[-1],
+            ranked.iloc[-1],
+            len(ranked),
+        )
+    joined = "acc_best" in found and "acc_selected" in found
+    joined = joined and [found["acc_best"][i] for i in (0, 2)] == [
+        found["acc_selected"][i] for i in (0, 2)
+    ]
+    lines = []
+    for task in TASKS:
+        if task.metric not in found or (joined and task.metric == "acc_selected"):
+            continue
+        best, best_value, worst, worst_value, count = found[task.metric]
+        label, values = task.label, (_fmt(best_value), _fmt(worst_value))
+        if joined and task.metric == "acc_best":
+            label = "classification accuracy on z_N (best epoch / selected epoch)"
+            other = found["acc_selected"]
+            values = tuple(
+                f"{v} / {_fmt(o)}" for v, o in zip(values, (other[1], other[3]), strict=True)
+            )
+        line = f"{label}: best {config_label(*best)} ({values[0]})"
+        if count > 1:
+            line += f", worst {config_label(*worst)} ({values[1]})"
+        lines.append(line + f" over {count} configurations.")
     return lines
 
 

@@ -224,6 +224,9 @@ def test_explicit_optimal_range_never_spans_a_worse_k():
     optimum = explicit_optimum(curve, TASKS[0])  # one seed: the 0.01 floor is the tolerance
     assert optimum.tolerance == 0.01 and optimum.segments == ((4, 4), (16, 16))
     assert optimum.describe() == "4, 16"
+    baselines = ["explicit"] * 4 + ["vanilla"]  # vanilla sits at k = d = 32 and says so
+    vanilla = curve.assign(baseline=baselines, mean=[0.5, 0.8, 0.5, 0.5, 0.8])
+    assert explicit_optimum(vanilla, TASKS[0]).describe() == "4, 32 (vanilla)"
     assert optimum.contains(4) and optimum.contains(16) and not optimum.contains(8)
     fid = explicit_optimum(curve.assign(mean=[300.0, 100.0, 101.0, 103.0, 90.0]), TASKS[2])
     assert fid.best_k == 32 and fid.tolerance == pytest.approx(1.8)  # 2% of the best FID
