@@ -54,6 +54,18 @@ def _depth_colours(depths: list[int]) -> dict[int, Any]:
     return {d: palette(0.9 * i / span) for i, d in enumerate(sorted(depths))}
 
 
+def _panels(count: int, width: float = 4.2, height: float = 3.4) -> tuple[Figure, list[Any]]:
+    """`count` panels in rows of at most two (readable at a column's width when printed;
+    a 1 x 5 strip is not), unused slots removed."""
+    columns = min(count, 2)
+    rows = math.ceil(count / columns)
+    figure = Figure(figsize=(width * columns, height * rows))
+    axes = list(figure.subplots(rows, columns, squeeze=False).ravel())
+    for spare in axes[count:]:
+        spare.remove()
+    return figure, axes[:count]
+
+
 def _legend_outside(figure: Figure, axes: Any) -> None:
     """One legend right of the panels (they show the same series), never over the data."""
     entries: dict[str, Any] = {}
@@ -131,6 +143,7 @@ def rank_trajectories(history: pd.DataFrame, x: str = "step") -> Figure:
         groups = runs.groupby(["depth", "alpha", "k"], dropna=False, sort=True)
         for (depth, alpha, k), group in groups:
             per_epoch = group.groupby("epoch").mean(numeric_only=True)
+            spread = group.groupby("epoch").std(numeric_only=True)  # NaN with one seed
             label = config_label("", depth, alpha if several_alphas else None, k) or method
             colour = (
                 colours[int(depth)] if not pd.isna(depth)
@@ -144,6 +157,11 @@ def rank_trajectories(history: pd.DataFrame, x: str = "step") -> Figure:
                         per_epoch[x], per_epoch[metric], color=colour, ls=style, lw=1.4,
                         label=label,
                     )  # fmt: skip
+                    if spread[metric].notna().any():  # ± sd over seeds, where there are seeds
+                        axes[row, col].fill_between(
+                            per_epoch[x], per_epoch[metric] - spread[metric],
+                            per_epoch[metric] + spread[metric], color=colour, alpha=0.15, lw=0,
+                        )  # fmt: skip
         axes[0, col].set_title(method)
         for row, (metric, label) in enumerate(rows):
             axis = axes[row, col]
@@ -159,7 +177,7 @@ def rank_trajectories(history: pd.DataFrame, x: str = "step") -> Figure:
                 axis.set_ylabel(label)
         axes[-1, col].set_xlabel("optimiser step" if x == "step" else x)
         axes[0, col].legend(fontsize=7, loc="best")
-    figure.suptitle("Fig. 1: rank trajectories per init (mean over seeds)")
+    figure.suptitle("Fig. 1: rank trajectories per init (mean over seeds, band ± sd)")
     figure.tight_layout()
     return figure
 
@@ -194,9 +212,8 @@ def downstream_vs_rank(trials: pd.DataFrame) -> Figure:
     if not tasks:
         raise NotApplicable("this study has no downstream metrics (accuracy, FID)")
     good = healthy(trials)
-    figure = Figure(figsize=(4.6 * len(tasks), 4))
-    axes = figure.subplots(1, len(tasks), squeeze=False)
-    for axis, task in zip(axes[0], tasks, strict=True):
+    figure, axes = _panels(len(tasks))
+    for axis, task in zip(axes, tasks, strict=True):
         runs = good.dropna(subset=[task.metric, "latent_rank"])
         for method in _methods(runs):
             part = runs[runs["method"] == method]
@@ -213,7 +230,6 @@ def downstream_vs_rank(trials: pd.DataFrame) -> Figure:
                                   color=colour)  # fmt: skip
         axis.margins(0.15)
         axis.set_xlabel("latent rank (final)")
-        axis.set_ylabel(task.label)
         axis.set_title(task.label)
         axis.grid(alpha=0.3)
     figure.suptitle("Fig. 2: downstream metrics vs latent rank (N or k annotated; one per seed)")
@@ -237,9 +253,8 @@ def metrics_vs_alpha(trials: pd.DataFrame) -> Figure:
     colours = _depth_colours(depths)
     good = healthy(net)
     bad = net[net["diverged"]]
-    figure = Figure(figsize=(4.6 * len(metrics), 4))
-    axes = figure.subplots(1, len(metrics), squeeze=False)
-    for axis, (metric, label) in zip(axes[0], metrics, strict=True):
+    figure, axes = _panels(len(metrics))
+    for axis, (metric, label) in zip(axes, metrics, strict=True):
         for depth in depths:
             stats = good[good["depth"] == depth].groupby("alpha")[metric].agg(["mean", "std"])
             stats = stats.dropna(subset=["mean"])
@@ -252,7 +267,7 @@ def metrics_vs_alpha(trials: pd.DataFrame) -> Figure:
         if not bad.empty:
             axis.axvspan(bad["alpha"].min(), net["alpha"].max(), color=DIVERGED_COLOUR, alpha=0.08)
         axis.set_xlabel("alpha")
-        axis.set_ylabel(label)
+        # the panel title names the metric: a y label as long would overlap its neighbour
         axis.set_title(label)
         axis.grid(alpha=0.3)
     shaded = " (shaded: alpha at or past a divergence)" if not bad.empty else ""
@@ -281,11 +296,10 @@ def implicit_vs_explicit(trials: pd.DataFrame) -> Figure:
             "needs both explicit-bottleneck runs and sub-network runs with downstream metrics "
             "(e.g. mnist_explicit with mnist_alpha_sweep)"
         )
-    figure = Figure(figsize=(5.2 * len(panels), 4.2))
-    axes = figure.subplots(1, len(panels), squeeze=False)
+    figure, axes = _panels(len(panels), width=5.2, height=4.2)
     colours = _depth_colours(sorted({int(d) for p in panels for d in p[3]["depth"]}))
     alphas = sorted({float(a) for p in panels for a in p[3]["alpha"]})
-    for axis, (task, curve, optimum, net) in zip(axes[0], panels, strict=True):
+    for axis, (task, curve, optimum, net) in zip(axes, panels, strict=True):
         for i, (low, high) in enumerate(optimum.segments):
             label = "explicit-optimal k (within tolerance)" if i == 0 else None
             axis.axvspan(low * 0.93, high * 1.07, color="tab:green", alpha=0.15, label=label)
