@@ -125,6 +125,12 @@ def headline_table(comparison: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def preset_of(runs: Any) -> str:
+    """The smallest tier among the invocations read (what their numbers can claim)."""
+    tiers = {p.data.params.get("preset", "full") for p in runs.parents}
+    return next((t for t in ("smoke", "laptop") if t in tiers), "full")
+
+
 def provenance(runs: Any) -> str:
     """The code version and the tier of each invocation read, from their parent runs."""
     parts = []
@@ -241,8 +247,7 @@ def build_report(
     comparison = implicit_vs_explicit(pooled)
     out = Path(out or Path("reports") / study)
     out.mkdir(parents=True, exist_ok=True)
-    tiers = {p.data.params.get("preset", "full") for p in runs.parents}
-    preset = next((t for t in ("smoke", "laptop") if t in tiers), "full")  # the smallest
+    preset = preset_of(runs)
 
     doc = Document(f"Study report: {study}")
     doc.paragraph(
@@ -292,7 +297,15 @@ def build_report(
         doc.table(shown)
         written += save_table(shown, tables, "implicit_vs_explicit")
         doc.bullets(comparison_findings(comparison))
-        doc.bullets([f"Caution: {note}." for note in setting_differences(pooled)])
+        notes = setting_differences(pooled)
+        presets = {study: preset_of(runs)} | {
+            name: preset_of(find_runs(name, runs.tracking_uri)) for name in partners
+        }
+        if len(set(presets.values())) > 1:
+            tiers = ", ".join(f"{name}: {tier}" for name, tier in presets.items())
+            notes.insert(0, f"the compared invocations ran different presets ({tiers}), so "
+                            "their numbers are not comparable")  # fmt: skip
+        doc.bullets([f"Caution: {note}." for note in notes])
 
     doc.heading("Figures")
     data = {"history": history, "trials": trials, "pooled": pooled}
