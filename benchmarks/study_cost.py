@@ -1,16 +1,20 @@
-"""Estimated CPU- and GPU-hours of every named study's full preset, from step rates.
+"""Estimated CPU- and GPU-hours of every named study's full preset, from study.cost's rates.
 
     python benchmarks/study_cost.py            # measures the CPU rates now (~1 min on 2 cores)
     python benchmarks/study_cost.py --quick    # fewer timed steps: a smoke test of the script
 
-Why: `study.cost` prices a study as (optimiser steps) x (seconds per step) with rates stored
+Why: `study.cost` prices a study (`--list`, `--dry-run`, the progress ETA) from rates stored
 in the module; this script re-measures the CPU rates on the machine at hand and prints both
 estimates side by side, so a stale or foreign constant shows up as a gap between columns.
 
 Rates:
-- measured now, on this CPU, with `rankae.engine.Trainer` (what a trial runs): full-batch GD
-  on the linear model of App. B, vanilla (the per-step overhead) and with an N=16 sub-network
-  (the cost per layer); the MNIST conv AE, fp64, batch 32 (steps/s).
+- measured now, on this CPU: full-batch GD with `rankae.engine.Trainer` on the linear model
+  of App. B, vanilla (the per-step overhead) and with an N=16 sub-network (the cost per
+  layer); Adam steps of the MNIST and the CIFAR-10 conv AE, fp64 and fp32, batch 32, on one
+  idle core (study.cost stores per-core rates with two trials sharing the machine, lower);
+  the encoder's ms per image without gradients, fp64 and fp32.
+- kept from study.cost (measured in whole studies, docs/benchmarks.md): the classifiers',
+  FID features', per-trial and per-study costs.
 - taken from issue 6's H100 table, not measured here (no GPU needed): the naive loop at
   164 fp64 model-steps/s (study.cost's GPU rate) and K=40 vmap + CUDA graph at 735.
 Linear studies get no GPU estimate (study.cost: launch-bound, CPU is as fast).
@@ -19,13 +23,18 @@ Linear studies get no GPU estimate (study.cost: launch-bound, CPU is as fast).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 
 import torch
-from train_throughput import describe, machine_description, trainer_rate
+import torch.nn.functional as F
+from train_throughput import describe, machine_description
 
 from rankae.config import RunConfig, linear_synthetic
+from rankae.data import IMAGE_SIZE
 from rankae.engine import Trainer
+from rankae.models import build_autoencoder
 from study import cost
 from study.studies import config, names
 
@@ -40,12 +49,57 @@ def linear_ms_per_step(config: RunConfig, steps: int) -> float:
     return 1000.0 / timed.steps_per_s
 
 
-def measure_cpu(steps_linear: int, steps_conv: int) -> cost.StepRates:
+def conv_steps_per_s(architecture: str, dtype: str, steps: int) -> float:
+    """Adam steps of one conv AE on random images of its input shape, batch 32, after a
+    warm-up step (the per-architecture rate; study.cost uses MNIST's for both, as measured
+    alike)."""
+    config = RunConfig(dataset="cifar10" if architecture == "cifar_conv" else "mnist",
+                       architecture=architecture, dtype=dtype).validate()  # fmt: skip
+    model = build_autoencoder(config).to(getattr(torch, dtype))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    channels = 3 if architecture == "cifar_conv" else 1
+    x = torch.rand(config.batch_size, channels, IMAGE_SIZE, IMAGE_SIZE, dtype=getattr(torch, dtype))
+    start = 0.0
+    for step in range(steps + 1):
+        if step == 1:
+            start = time.perf_counter()
+        loss = F.mse_loss(model(x), x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return steps / (time.perf_counter() - start)
+
+
+def encode_ms_per_image(dtype: str, images: int) -> float:
+    """The encoder alone, no gradients: the downstream codes of the test and training sets."""
+    model = build_autoencoder(RunConfig(dtype=dtype).validate()).to(getattr(torch, dtype))
+    x = torch.rand(images, 1, IMAGE_SIZE, IMAGE_SIZE, dtype=getattr(torch, dtype))
+    with torch.no_grad():
+        model.encode(x[:8])
+        start = time.perf_counter()
+        model.encode(x)
+    return 1000 * (time.perf_counter() - start) / images
+
+
+def measure_cpu(steps_linear: int, steps_conv: int, images: int) -> tuple[cost.StepRates, dict]:
+    """study.cost's CPU rates measured now, and each architecture's step rate beside them."""
     overhead = linear_ms_per_step(linear_synthetic(bottleneck="vanilla"), steps_linear)
     deep = linear_ms_per_step(linear_synthetic(depth=PROBE_DEPTH, alpha=2.0), steps_linear)
-    conv = RunConfig(dataset="mnist", batch_size=32, dtype="float64").validate()
-    conv_rate = trainer_rate(conv, torch.device("cpu"), steps_conv)
-    return cost.StepRates(overhead, max(deep - overhead, 0.0) / PROBE_DEPTH, conv_rate)
+    conv = {
+        (arch, dtype): conv_steps_per_s(arch, dtype, steps_conv)
+        for arch in ("mnist_conv", "cifar_conv")
+        for dtype in ("float64", "float32")
+    }
+    rates = dataclasses.replace(
+        cost.MEASURED,
+        linear_ms_overhead=overhead,
+        linear_ms_per_layer=max(deep - overhead, 0.0) / PROBE_DEPTH,
+        conv_steps_per_s_cpu=conv["mnist_conv", "float64"],
+        conv_steps_per_s_cpu_fp32=conv["mnist_conv", "float32"],
+        encode_ms_per_image_cpu=encode_ms_per_image("float64", images),
+        encode_ms_per_image_cpu_fp32=encode_ms_per_image("float32", images),
+    )
+    return rates, conv
 
 
 def table(rates: cost.StepRates) -> str:
@@ -78,15 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rates = measure_cpu(steps_linear=20 if args.quick else 300, steps_conv=1 if args.quick else 10)
+    rates, conv = measure_cpu(steps_linear=20 if args.quick else 300,
+                              steps_conv=1 if args.quick else 10,
+                              images=64 if args.quick else 1024)  # fmt: skip
     meta = machine_description(torch.device("cpu"))
+    stored = cost.MEASURED
     print(f"# study_cost: {describe(meta)}")
+    steps = "; ".join(f"{arch} {dtype} {rate:.2f}" for (arch, dtype), rate in conv.items())
     print(
-        f"CPU rates measured now: linear GD {rates.linear_ms_overhead:.3f} ms/step + "
-        f"{rates.linear_ms_per_layer:.3f} ms per sub-network layer "
-        f"(study.cost: {cost.MEASURED.linear_ms_overhead} + {cost.MEASURED.linear_ms_per_layer}); "
-        f"conv AE fp64 batch 32 {rates.conv_steps_per_s_cpu:.2f} steps/s "
-        f"(study.cost: {cost.MEASURED.conv_steps_per_s_cpu})."
+        f"CPU rates measured now (study.cost's in brackets): linear GD "
+        f"{rates.linear_ms_overhead:.3f} ms/step + {rates.linear_ms_per_layer:.3f} ms per "
+        f"sub-network layer ({stored.linear_ms_overhead} + {stored.linear_ms_per_layer}); "
+        f"conv AE steps/s, batch 32, one idle core: {steps} ({stored.conv_steps_per_s_cpu} fp64, "
+        f"{stored.conv_steps_per_s_cpu_fp32} fp32, per core with two trials sharing the machine); "
+        f"encoding {rates.encode_ms_per_image_cpu:.2f} / {rates.encode_ms_per_image_cpu_fp32:.2f} "
+        f"ms per image fp64 / fp32 ({stored.encode_ms_per_image_cpu} / "
+        f"{stored.encode_ms_per_image_cpu_fp32})."
     )
     print("GPU rates from issue 6's H100 table (not measured here).\n")
     print(table(rates))
