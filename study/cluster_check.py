@@ -37,7 +37,11 @@ def node_shapes(nodes: list[dict[str, Any]], config_path: Path) -> dict[str, dic
     for node in nodes:
         if node.get("Alive"):
             resources = node.get("Resources", {})
-            shapes[f"node {node.get('NodeManagerAddress', '?')}"] = {
+            # by address and id: several nodes may share a host (one IP), and none may hide another
+            name = (
+                f"node {node.get('NodeManagerAddress', '?')} ({str(node.get('NodeID', '?'))[:8]})"
+            )
+            shapes[name] = {
                 "CPU": float(resources.get("CPU", 0)),
                 "GPU": float(resources.get("GPU", 0)),
             }

@@ -426,3 +426,18 @@ def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys):
     for base in laptop:  # the laptop tier of issue 11: float32, 1,000 labels, patience in steps
         assert base.dtype == "float32" and base.classifier_labels == 1000
         assert base.patience_steps < base.epochs * base.n_train // base.batch_size
+
+
+def test_nodes_sharing_a_host_each_count_in_the_cluster_check(tmp_path):
+    """A head with no CPU and a worker on the same machine (one IP): the worker fits a trial
+    whichever order `ray.nodes()` lists them in."""
+    from study.cluster_check import check_trial_fits, node_shapes
+
+    head = {"Alive": True, "NodeManagerAddress": "10.0.0.1", "NodeID": "aa" * 14,
+            "Resources": {}}  # fmt: skip
+    worker = {"Alive": True, "NodeManagerAddress": "10.0.0.1", "NodeID": "bb" * 14,
+              "Resources": {"CPU": 1.0}}  # fmt: skip
+    for nodes in ([head, worker], [worker, head]):
+        shapes = node_shapes(nodes, tmp_path / "no-autoscaling-config.yaml")
+        assert len(shapes) == 2
+        check_trial_fits(0, 1, shapes)  # raises if the worker was hidden
