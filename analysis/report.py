@@ -131,6 +131,15 @@ def preset_of(runs: Any) -> str:
     return next((t for t in ("smoke", "laptop") if t in tiers), "full")
 
 
+def preset_differences(presets: dict[str, str]) -> list[str]:
+    """A caution when the compared studies ran different tiers (study -> preset)."""
+    if len(set(presets.values())) <= 1:
+        return []
+    tiers = ", ".join(f"{name}: {tier}" for name, tier in presets.items())
+    return [f"the compared invocations ran different presets ({tiers}), so their numbers are "
+            "not comparable"]  # fmt: skip
+
+
 def provenance(runs: Any) -> str:
     """The code version and the tier of each invocation read, from their parent runs."""
     parts = []
@@ -297,14 +306,10 @@ def build_report(
         doc.table(shown)
         written += save_table(shown, tables, "implicit_vs_explicit")
         doc.bullets(comparison_findings(comparison))
-        notes = setting_differences(pooled)
         presets = {study: preset_of(runs)} | {
             name: preset_of(find_runs(name, runs.tracking_uri)) for name in partners
         }
-        if len(set(presets.values())) > 1:
-            tiers = ", ".join(f"{name}: {tier}" for name, tier in presets.items())
-            notes.insert(0, f"the compared invocations ran different presets ({tiers}), so "
-                            "their numbers are not comparable")  # fmt: skip
+        notes = preset_differences(presets) + setting_differences(pooled)
         doc.bullets([f"Caution: {note}." for note in notes])
 
     doc.heading("Figures")

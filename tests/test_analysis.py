@@ -452,3 +452,11 @@ def test_report_of_a_linear_study_says_which_figures_do_not_apply(linear_uri, tm
     assert "The synthetic data have rank 8" in markdown
     for run_name in load_trials("linear_depth_sweep", linear_uri)["run_name"]:
         assert run_name in markdown
+
+
+def test_comparing_studies_of_different_presets_is_flagged():
+    from analysis.report import preset_differences
+
+    assert preset_differences({"mnist_alpha_sweep": "smoke", "mnist_explicit": "smoke"}) == []
+    [note] = preset_differences({"mnist_alpha_sweep": "laptop", "mnist_explicit": "smoke"})
+    assert "mnist_alpha_sweep: laptop, mnist_explicit: smoke" in note and "not comparable" in note
