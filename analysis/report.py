@@ -30,6 +30,7 @@ from PIL import Image
 from . import figures
 from .compare import (
     config_label,
+    healthy,
     implicit_vs_explicit,
     mean_sd,
     partner_studies,
@@ -129,6 +130,26 @@ def preset_of(runs: Any) -> str:
     """The smallest tier among the invocations read (what their numbers can claim)."""
     tiers = {p.data.params.get("preset", "full") for p in runs.parents}
     return next((t for t in ("smoke", "laptop") if t in tiers), "full")
+
+
+def rank_headline(trials: pd.DataFrame) -> pd.DataFrame:
+    """Without an explicit baseline to compare with, the one-screen answer is the latent rank
+    each method reaches across all its N (and alpha) and seeds: Fig. 1's "stable across N"."""
+    good = healthy(trials)
+    rows = []
+    for method, group in good.groupby("method", sort=False):
+        ranks = group["latent_rank"].dropna()
+        depths = sorted({int(d) for d in group["depth"].dropna()})
+        rows.append(
+            {
+                "method": method,
+                "N": ", ".join(map(str, depths)) or "-",
+                "runs": len(ranks),
+                "latent rank (mean ± sd)": mean_sd(ranks.mean(), ranks.std(ddof=1)),
+                "range": f"{ranks.min():g}-{ranks.max():g}" if len(ranks) else "-",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def preset_differences(presets: dict[str, str]) -> list[str]:
@@ -268,11 +289,10 @@ def build_report(
     doc.paragraph(f"Invocations read: {provenance(runs)}.")
     tables = out / "tables"
     written = []
-    if not comparison.empty:
-        doc.heading("Headline")
-        headline = headline_table(comparison)
-        doc.table(headline)
-        written += save_table(headline, tables, "headline")
+    doc.heading("Headline")
+    headline = rank_headline(trials) if comparison.empty else headline_table(comparison)
+    doc.table(headline)
+    written += save_table(headline, tables, "headline")
 
     doc.heading("Findings")
     doc.bullets(overview(trials, preset))
