@@ -99,7 +99,7 @@ class PlanProgress(ProgressReporter):
     def render(self, trials: list[Any], done: bool) -> str:
         lines = [self.status_line(trials, done)]
         rows = [
-            [str(t), t.status.lower()] + [cell((t.last_result or {}).get(c)) for c in COLUMNS]
+            [str(t), t.status.lower()] + [cell(c, (t.last_result or {}).get(c)) for c in COLUMNS]
             for t in trials
         ]
         used = [i for i in range(len(COLUMNS)) if any(row[2 + i] != "" for row in rows)]
@@ -111,10 +111,10 @@ class PlanProgress(ProgressReporter):
         return "\n".join(lines)
 
 
-def cell(value: Any) -> str:
+def cell(column: str, value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or column == "diverged":  # reported as 0/1
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"

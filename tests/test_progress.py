@@ -59,13 +59,17 @@ def test_work_done_before_a_resume_does_not_speed_up_the_eta():
 
 def test_each_trial_shows_its_own_name_and_only_the_metrics_it_reported():
     trials = [
-        Trial("vanilla-s0", "RUNNING", {"epoch": 2, "loss": 0.0312345, "latent_rank": 68}),
+        Trial(
+            "vanilla-s0",
+            "RUNNING",
+            {"epoch": 2, "loss": 0.0312345, "latent_rank": 68, "diverged": 0},
+        ),
         Trial("explicit-k4-s0", "PENDING"),
     ]
     text = reporter().render(trials, done=True)
     lines = text.splitlines()
     assert lines[0].endswith("| done ==")
-    assert lines[1].split() == ["trial", "status", "epoch", "loss", "latent_rank"]
-    assert lines[2].split() == ["vanilla-s0", "running", "2", "0.03123", "68"]
+    assert lines[1].split() == ["trial", "status", "epoch", "loss", "latent_rank", "diverged"]
+    assert lines[2].split() == ["vanilla-s0", "running", "2", "0.03123", "68", "no"]
     assert lines[3].split() == ["explicit-k4-s0", "pending"]
     assert lines[-1] == "results: /r/run"
