@@ -102,11 +102,15 @@ MEASURED = StepRates()
 RUN_KEYS = frozenset(f.name for f in fields(RunConfig))
 
 
-def trial_seconds(config: dict[str, Any]) -> float:
-    """A Tune trial's CPU seconds: each of its seeds' run (the progress ETA's weights)."""
+def trial_seconds(config: dict[str, Any]) -> tuple[float, float]:
+    """A Tune trial's CPU seconds over all its seeds, split into the epochs (training and
+    per-epoch evaluation) and what follows the last one (downstream tasks, the trial's fixed
+    cost): the progress ETA's weights."""
     members = member_configs(config)
     run = RunConfig.from_dict({k: v for k, v in members[0].items() if k in RUN_KEYS})
-    return len(members) * MEASURED.run_seconds_cpu(run)
+    total = MEASURED.run_seconds_cpu(run)
+    after = MEASURED.downstream_seconds_cpu(run) + MEASURED.trial_overhead_s
+    return len(members) * (total - after), len(members) * after
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ class PlanProgress(ProgressReporter):
     """Every `every_s` seconds (and at the end): one status line and one row per trial.
 
     `total` is the plan's trial count (`at_most`: an escalation may stop earlier). The ETA
-    weighs each trial by its cost-model seconds (`seconds_of(config)`, `study.cost`; a deep
-    sub-network costs more per epoch than a vanilla run): work done is the finished trials'
-    seconds plus each running trial's epochs-done fraction of its own, extrapolated at the
+    weighs each trial by its cost-model seconds (`seconds_of(config)`: its epochs' and what
+    follows them, `study.cost`; a deep sub-network costs more per epoch than vanilla): work
+    done is the finished trials' seconds plus each running trial's epochs-done fraction of
+    its epochs' seconds (downstream comes after the last epoch), extrapolated at the
     rate measured in this session to `work_s`, the whole plan's. Until an epoch has
     finished it shows the cost model's estimate of the wall time, `estimate_s`.
     """
@@ -43,7 +44,7 @@ class PlanProgress(ProgressReporter):
         results_path: str,
         estimate_s: float,
         work_s: float,
-        seconds_of: Callable[[dict[str, Any]], float],
+        seconds_of: Callable[[dict[str, Any]], tuple[float, float]],
         every_s: float = 30.0,
     ) -> None:
         self.title, self.total, self.at_most = title, total, at_most
@@ -69,11 +70,11 @@ class PlanProgress(ProgressReporter):
         done = 0.0
         for trial in trials:
             config = dict(trial.config)
+            epochs_s, after_s = self.seconds_of(config)
             if trial.status in ("TERMINATED", "ERROR"):
-                fraction = 1.0  # a trial that stopped early has no work left either
+                done += epochs_s + after_s  # a trial that stopped early has no work left either
             else:
-                fraction = (trial.last_result or {}).get("epoch", 0) / config["epochs"]
-            done += fraction * self.seconds_of(config)
+                done += epochs_s * (trial.last_result or {}).get("epoch", 0) / config["epochs"]
         return min(done, self.work_s)
 
     def eta(self, trials: list[Any]) -> str:

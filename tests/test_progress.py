@@ -23,7 +23,7 @@ class Trial:
 def reporter(**changes) -> PlanProgress:
     settings = dict(title="mnist_alpha_sweep (smoke)", total=4, at_most=True,
                     results_path="/r/run", estimate_s=600.0, work_s=40.0,
-                    seconds_of=lambda config: config["cost_s"])  # fmt: skip
+                    seconds_of=lambda c: (c["cost_s"], c.get("after_s", 0.0)))  # fmt: skip
     return PlanProgress(**{**settings, **changes})
 
 
@@ -46,6 +46,13 @@ def test_the_eta_weighs_each_trial_by_its_cost_and_extrapolates_the_measured_rat
     done = 10.0 + 15.0  # cost-seconds of work; 15 remain
     assert progress.eta(trials) == f"ETA ~{clock(15 / (done / 100))}"
     assert progress.status_line(trials, done=False).startswith("== mnist_alpha_sweep (smoke): 1/2")
+
+
+def test_a_trial_past_its_last_epoch_still_has_its_downstream_work_to_do():
+    progress = reporter(at_most=False, total=1, work_s=20.0)
+    config = {"epochs": 10, "cost_s": 10.0, "after_s": 10.0}  # as much downstream as training
+    assert progress.work_done([Trial("a", "RUNNING", {"epoch": 10}, config)]) == 10.0
+    assert progress.work_done([Trial("a", "TERMINATED", {"epoch": 10}, config)]) == 20.0
 
 
 def test_work_done_before_a_resume_does_not_speed_up_the_eta():

@@ -133,9 +133,12 @@ REAL_DATA_STUDIES = [n for n in STUDIES if not n.startswith("cifar10_")]
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REAL_DATA_STUDIES)
 def test_the_cost_model_prices_each_smoke_study_within_2x_of_its_measured_time(studies, name):
-    """`--list` and `--dry-run` show `estimate(spec).wall_s(cores)`; the CIFAR-10 studies run
-    here on a fixture far smaller than CIFAR-10, so only the real-data ones are compared."""
-    estimated = estimate(config(name, "smoke")).wall_s(os.cpu_count() or 1)
+    """`--list` and `--dry-run` show `estimate(spec).wall_s(cores)`. Here the session has
+    already paid a study's one-off start-up (imports, Ray, the cached FID reference), so the
+    study's own part of the estimate is compared (docs/benchmarks.md compares whole CLI runs).
+    The CIFAR-10 studies run on a fixture far smaller than CIFAR-10: only real data count."""
+    cost = estimate(config(name, "smoke"))
+    estimated = cost.wall_s(os.cpu_count() or 1) - cost.start_s
     measured = studies.seconds[name]
     assert estimated / 2 <= measured <= 2 * estimated, (name, measured, estimated)
 
