@@ -28,8 +28,7 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
-from train_throughput import describe, machine_description
+from train_throughput import describe, machine_description, naive_rate
 
 from rankae.config import RunConfig, linear_synthetic
 from rankae.data import IMAGE_SIZE
@@ -50,24 +49,11 @@ def linear_ms_per_step(config: RunConfig, steps: int) -> float:
 
 
 def conv_steps_per_s(architecture: str, dtype: str, steps: int) -> float:
-    """Adam steps of one conv AE on random images of its input shape, batch 32, after a
-    warm-up step (the per-architecture rate; study.cost uses MNIST's for both, as measured
-    alike)."""
-    config = RunConfig(dataset="cifar10" if architecture == "cifar_conv" else "mnist",
-                       architecture=architecture, dtype=dtype).validate()  # fmt: skip
-    model = build_autoencoder(config).to(getattr(torch, dtype))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    channels = 3 if architecture == "cifar_conv" else 1
-    x = torch.rand(config.batch_size, channels, IMAGE_SIZE, IMAGE_SIZE, dtype=getattr(torch, dtype))
-    start = 0.0
-    for step in range(steps + 1):
-        if step == 1:
-            start = time.perf_counter()
-        loss = F.mse_loss(model(x), x)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return steps / (time.perf_counter() - start)
+    """Adam steps/s of one conv AE on random images of its input shape, batch 32 (issue 6's
+    naive loop; study.cost uses MNIST's rate for both architectures, as measured alike)."""
+    dataset = "cifar10" if architecture == "cifar_conv" else "mnist"
+    config = RunConfig(dataset=dataset, architecture=architecture, dtype=dtype).validate()
+    return naive_rate(config, torch.device("cpu"), steps)
 
 
 def encode_ms_per_image(dtype: str, images: int) -> float:

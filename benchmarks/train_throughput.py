@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from linear_run import cpu_model  # benchmarks/ is on sys.path when run as a script
 from torch.utils.data import DataLoader, TensorDataset
 
-from rankae.config import RunConfig
+from rankae.config import CONV_CHANNELS, RunConfig
 from rankae.data import IMAGE_SIZE, ImageSet
 from rankae.engine import RunData, Trainer, pick_device
 from rankae.models import build_autoencoder
@@ -87,10 +87,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def random_images(n: int) -> torch.Tensor:
-    """MNIST-shaped inputs in [0, 1], fixed by a seed."""
+def random_images(n: int, channels: int = 1) -> torch.Tensor:
+    """MNIST-shaped (or, with 3 channels, CIFAR-10-shaped) inputs in [0, 1], fixed by a seed."""
     generator = torch.Generator().manual_seed(0)
-    return torch.rand(n, 1, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    return torch.rand(n, channels, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
 
 
 def run_data(n: int) -> RunData:
@@ -102,7 +102,9 @@ def naive_rate(config: RunConfig, device: torch.device, steps: int) -> float:
     """Issue 6's reference loop: a warm-up pass of `steps` steps, then `steps` timed steps."""
     loader = DataLoader(
         TensorDataset(
-            random_images(2 * steps * config.batch_size).to(getattr(torch, config.dtype))
+            random_images(2 * steps * config.batch_size, CONV_CHANNELS[config.architecture]).to(
+                getattr(torch, config.dtype)
+            )
         ),
         batch_size=config.batch_size,
         shuffle=True,

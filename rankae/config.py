@@ -15,6 +15,7 @@ from typing import Any
 
 DATASETS = ("synthetic", "digits", "mnist", "cifar10")
 ARCHITECTURES = ("linear", "mnist_conv", "cifar_conv")
+CONV_CHANNELS = {"mnist_conv": 1, "cifar_conv": 3}  # input (and output) channels
 BOTTLENECKS = ("vanilla", "linear_net", "explicit")
 INITS = ("standard", "he_normal", "orthogonal")
 OPTIMIZERS = ("gd", "adam")
@@ -90,7 +91,9 @@ class RunConfig:
     divergence_factor: float = setting(
         2.0, "diverged above this multiple of the trivial loss; finite > 1"
     )
-    divergence_epochs: int = setting(3, "... for this many epochs in a row", at_least=1)
+    divergence_epochs: int = setting(
+        3, "diverged after this many epochs in a row above that multiple", at_least=1
+    )
     # vectorised seed groups on a GPU: replay the step from a CUDA graph (Adam only). Off
     # until benchmarks/gpu_check.sh has passed on real hardware (docs/benchmarks.md)
     cuda_graph: bool = setting(
@@ -217,7 +220,7 @@ class RunConfig:
                 f"use 'mnist_conv' or 'cifar_conv'"
             )
         channels = {"mnist": 1, "digits": 1, "cifar10": 3}.get(self.dataset)
-        arch_channels = {"mnist_conv": 1, "cifar_conv": 3}.get(self.architecture)
+        arch_channels = CONV_CHANNELS.get(self.architecture)
         if channels and arch_channels and channels != arch_channels:
             raise ConfigError(
                 f"architecture={self.architecture!r} expects {arch_channels} channel(s) but "

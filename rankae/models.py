@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .bottleneck import ExplicitBottleneck, LinearSubnetwork
-from .config import RunConfig
+from .config import CONV_CHANNELS, RunConfig
 
 LINEAR_INIT_STD = 0.1  # App. B
 
@@ -105,7 +105,7 @@ def build_autoencoder(config: RunConfig, input_dim: int | None = None) -> Autoen
                 input_dim or config.synth_dim, config.latent_dim
             )
         else:
-            channels = 3 if config.architecture == "cifar_conv" else 1
+            channels = CONV_CHANNELS[config.architecture]
             encoder, decoder = conv_encoder_decoder(channels, config.latent_dim)
         bottleneck = build_bottleneck(config, torch.Generator().manual_seed(config.seed + 1))
         model = Autoencoder(encoder, bottleneck, decoder)

@@ -14,6 +14,8 @@ from typing import Any
 
 from ray.tune import ProgressReporter
 
+from .table import aligned
+
 # a vectorised group shows its members' mean loss and how many of them diverged
 COLUMNS = ("epoch", "loss", "we_rank", "latent_rank", "stage", "diverged", "members_diverged")
 STATES = ("RUNNING", "PENDING", "PAUSED", "TERMINATED", "ERROR")
@@ -106,8 +108,7 @@ class PlanProgress(ProgressReporter):
         used = [i for i in range(len(COLUMNS)) if any(row[2 + i] != "" for row in rows)]
         header = ["trial", "status"] + [COLUMNS[i] for i in used]
         table = [header] + [row[:2] + [row[2 + i] for i in used] for row in rows]
-        widths = [max(len(row[j]) for row in table) for j in range(len(header))]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]
+        lines += aligned(table)
         lines.append(f"results: {self.results_path}")
         return "\n".join(lines)
 

@@ -36,7 +36,7 @@ from search_spaces import AlphaEscalation, Grid, OptunaSpace
 from .cost import estimate
 from .spec import StudySpec, parse_override
 from .studies import TIERS, config, load, names, presets
-from .table import escalation_summary, summary_table, trial_rows
+from .table import aligned, escalation_summary, summary_table, trial_rows
 
 STATE_DIR = Path(".rankstudy") / "invocations"  # per invocation: what --resume needs
 TRIAL_LOGS = ("stdout", "stderr")  # per trial, beside its checkpoints: <storage>/<run>/<trial>/
@@ -220,16 +220,13 @@ def list_studies() -> None:
     header = ["study", "reproduces", "smoke", "laptop", f"full ({cores} CPU cores)", "full (1 GPU)"]
     rows = [header]
     for name in names():
-        times = {p: duration(estimate(config(name, p)).wall_s(cores)) for p in presets(name)}
-        gpu = estimate(config(name)).gpu_hours
+        specs = {preset: config(name, preset) for preset in presets(name)}
+        times = {preset: duration(estimate(spec).wall_s(cores)) for preset, spec in specs.items()}
+        gpu = estimate(specs["full"]).gpu_hours
         gpu_text = "as on CPU" if gpu is None else duration(gpu * 3600)
-        rows.append([name, config(name).figure, times["smoke"], times.get("laptop", "-"),
+        rows.append([name, specs["full"].figure, times["smoke"], times.get("laptop", "-"),
                      times["full"], gpu_text])  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    print("\n".join(aligned(rows)))
     print("\nestimates from study.cost (one trial per core); details: python -m study.run NAME "
           "[--preset TIER] --dry-run")  # fmt: skip
 
@@ -239,11 +236,7 @@ def print_keys() -> None:
     `--dry-run` shows a study's) and what it allows."""
     from rankae.config import describe_settings
 
-    rows = describe_settings()
-    name_width = max(len(name) for name, _, _ in rows)
-    default_width = max(len(default) for _, default, _ in rows)
-    for name, default, text in rows:
-        print(f"{name:{name_width}}  {default:{default_width}}  {text}")
+    print("\n".join(aligned([list(row) for row in describe_settings()])))
 
 
 def describe_plan(spec: StudySpec) -> str:

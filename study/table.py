@@ -123,3 +123,11 @@ def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+def aligned(rows: list[list[str]]) -> list[str]:
+    """Rows of text cells as lines with left-aligned columns two spaces apart (console tables)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
