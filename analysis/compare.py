@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from rankae.config import label
+
 from .load import order_configs
 
 CONFIG = ("method", "depth", "alpha", "k")
@@ -41,6 +43,17 @@ SUMMARY_METRICS = (
     "fid",
     "elapsed_s",
 )
+
+SUMMARY_COLUMNS = {  # summary metric -> column title in the report
+    "latent_rank": "latent rank",
+    "we_rank": "W_e rank",
+    "switch_k": "switch k",
+    "loss": "loss",
+    "acc_best": "acc (best)",
+    "acc_selected": "acc (selected)",
+    "fid": "FID",
+    "elapsed_s": "train s",
+}
 
 
 @dataclass(frozen=True)
@@ -70,15 +83,51 @@ TASKS = (
 
 
 def config_label(method: str, depth: Any = None, alpha: Any = None, k: Any = None) -> str:
-    """'orthogonal N=16 α=300', 'explicit k=16', 'vanilla': one name for a configuration."""
-    parts = [method] if method else []
-    if not pd.isna(depth):
-        parts.append(f"N={int(depth)}")
-    if not pd.isna(alpha):
-        parts.append(f"α={alpha:g}")
-    if not pd.isna(k):
-        parts.append(f"k={int(k)}")
-    return " ".join(parts)
+    """'orthogonal N=16 α=300', 'explicit k=16', 'vanilla': the prose form of the one label
+    of a configuration (`rankae.config.label`)."""
+    return label(method, depth, alpha, k, prose=True)
+
+
+def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per N of an alpha escalation's trials: alphas tried, where the ladder diverged (seeds
+    and epochs), the largest stable alpha (a failed run counts as a divergence).
+
+    A ladder that never diverged has no divergence alpha: it reads "none up to <top alpha>",
+    and its largest stable alpha is only a lower bound on the true one.
+    """
+    out = []
+    for depth, group in rows.groupby("depth", sort=True):
+        bad = group["diverged"] | (group["status"] != "FINISHED")
+        by_alpha = bad.groupby(group["alpha"]).any()
+        diverging = sorted(a for a, failed in by_alpha.items() if failed)
+        first_bad = diverging[0] if diverging else None
+        below = by_alpha[by_alpha.index < first_bad] if first_bad is not None else by_alpha
+        stable = [a for a, failed in below.items() if not failed]
+        if first_bad is None:
+            divergence = f"none up to α={max(by_alpha.index):g}"
+        else:
+            rung = group[(group["alpha"] == first_bad) & bad]
+            epochs = ", ".join(str(e) for e in rung["epoch"].dropna().astype(int))
+            seeds = (group["alpha"] == first_bad).sum()
+            divergence = f"α={first_bad:g}: {len(rung)}/{seeds} seeds (epoch {epochs or '-'})"
+        top = max(stable) if stable else None
+        if top is None:
+            largest = "none"
+        elif first_bad is None:
+            largest = f">= {top:g} (the ladder's top)"
+        else:
+            largest = f"{top:g}"
+        out.append(
+            {
+                "depth": int(depth),
+                "alphas_tried": ", ".join(f"{a:g}" for a in sorted(by_alpha.index)),
+                "divergence": divergence,
+                "divergence_alpha": first_bad,
+                "largest_stable_alpha": top,
+                "largest_stable": largest,  # in words: a capped ladder gives only a lower bound
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def healthy(trials: pd.DataFrame) -> pd.DataFrame:
@@ -125,6 +174,30 @@ def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
     if sd is None or math.isnan(sd):
         return f"{mean:.{digits}g}"
     return f"{mean:.{digits}g} ± {sd:.2g}"
+
+
+def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The per-configuration table as the reader sees it: mean ± sd strings over the healthy
+    seeds. The one results table: the report's, the CLI's end of a study and the MLflow
+    parent run's `results_table.md`."""
+    summary = summarise(trials)
+    out = pd.DataFrame(
+        {
+            "configuration": [
+                config_label(r.method, r.depth, r.alpha, r.k) for r in summary.itertuples()
+            ],
+            "seeds": summary["seeds"],
+            "diverged": summary["diverged"],
+            "failed": summary["failed"],
+        }
+    )
+    for metric, title in SUMMARY_COLUMNS.items():
+        if f"{metric}_mean" in summary:
+            out[title] = [
+                mean_sd(m, s)
+                for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
+            ]
+    return out
 
 
 def explicit_curve(trials: pd.DataFrame, metric: str) -> pd.DataFrame:

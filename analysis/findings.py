@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from study.table import escalation_summary
-
-from .compare import TASKS, alpha_swept, config_label, healthy, mean_sd
+from .compare import TASKS, alpha_swept, config_label, escalation_summary, healthy, mean_sd
 
 TASK_BY_METRIC = {t.metric: t for t in TASKS}
 
@@ -90,7 +88,7 @@ def escalation_findings(trials: pd.DataFrame) -> list[str]:
     net = alpha_swept(trials)
     if net.empty:
         return []
-    ladder = escalation_summary(net.assign(errored=net["status"] == "FAILED"))
+    ladder = escalation_summary(net)
     lines = []
     for row in ladder.itertuples():
         end = (

@@ -28,10 +28,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from rankae.config import INITS, ConfigError, RunConfig
+from rankae.config import INITS, ConfigError, RunConfig, parse_value
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
-from study.spec import parse_override
-from study.store import default_tracking_uri
 
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # run-config values worth a column: what tells two studies' settings apart
@@ -64,6 +62,14 @@ FINAL_METRICS = (
 # per-epoch metric `k` is the explicit bottleneck's width *at that epoch* (two-stage runs get
 # it at the switch); it is renamed so it cannot be confused with the trial's configured k
 HISTORY_RENAMES = {"k": "active_k"}
+
+
+def default_tracking_uri() -> str:
+    """MLflow's own `MLFLOW_TRACKING_URI` when set, else the sqlite store `./mlflow.db`.
+
+    Used by `study.run`, `analysis.report` and the notebook when no URI is given.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 class AnalysisError(Exception):
@@ -171,7 +177,7 @@ def find_runs(study: str, tracking_uri: str | None = None, invocation: str = "la
 
 
 def _typed(params: dict[str, str]) -> dict[str, Any]:
-    """Params are strings in MLflow; type them with RunConfig's annotations (as `--set` does).
+    """Params are strings in MLflow; type them as `--set` does (`rankae.config.parse_value`).
 
     A value this version cannot parse (a store written by another version) stays a string.
     """
@@ -180,7 +186,7 @@ def _typed(params: dict[str, str]) -> dict[str, Any]:
     for key, value in params.items():
         if key in known:
             try:
-                typed[key] = parse_override(f"{key}={value}")[1]
+                typed[key] = parse_value(key, value)
             except ConfigError:
                 typed[key] = value
     return typed
@@ -219,7 +225,13 @@ def trials_frame(runs: StudyRuns) -> pd.DataFrame:
     `depth`/`alpha`/`init` are empty unless the bottleneck is the N-layer sub-network and
     `k` unless it is the explicit one, so groupings never mix unused settings in.
     """
-    frame = pd.DataFrame([_trial_row(r) for r in runs.trials])
+    return tidy_trials([_trial_row(r) for r in runs.trials])
+
+
+def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Trial rows -> the typed, ordered trial frame (from MLflow here; from Tune's results
+    at the end of a study, `study.table.trials_frame`)."""
+    frame = pd.DataFrame(rows)
     integers = ("depth", "k", "seed", "epoch", "step", "stage", *PARAM_INTEGERS)
     for column in frame:
         if column in integers:

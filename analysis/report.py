@@ -35,7 +35,7 @@ from .compare import (
     mean_sd,
     partner_studies,
     setting_differences,
-    summarise,
+    summary_table,
 )
 from .document import Document
 from .findings import (
@@ -48,16 +48,6 @@ from .findings import (
 )
 from .load import AnalysisError, find_runs, history_frame, study_names, trials_frame
 
-SUMMARY_COLUMNS = {  # summary metric -> column title in the report
-    "latent_rank": "latent rank",
-    "we_rank": "W_e rank",
-    "switch_k": "switch k",
-    "loss": "loss",
-    "acc_best": "acc (best)",
-    "acc_selected": "acc (selected)",
-    "fid": "FID",
-    "elapsed_s": "train s",
-}
 YES_NO = {True: "yes", False: "no"}
 FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
     ("fig1_rank_trajectories.png", "Fig. 1: loss, W_e rank and latent rank over training, "
@@ -172,27 +162,6 @@ def provenance(runs: Any) -> str:
             f"code {params.get('code_version', 'not recorded')}"
         )
     return "; ".join(parts)
-
-
-def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """The per-configuration table as the reader sees it: mean ± sd strings."""
-    summary = summarise(trials)
-    out = pd.DataFrame(
-        {
-            "configuration": [
-                config_label(r.method, r.depth, r.alpha, r.k) for r in summary.itertuples()
-            ],
-            "seeds": summary["seeds"],
-            "diverged": summary["diverged"],
-        }
-    )
-    for metric, title in SUMMARY_COLUMNS.items():
-        if f"{metric}_mean" in summary:
-            out[title] = [
-                mean_sd(m, s)
-                for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
-            ]
-    return out
 
 
 def comparison_table(table: pd.DataFrame) -> pd.DataFrame:

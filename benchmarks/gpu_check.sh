@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 6 as one prepared run: the CUDA tests (CUDA-graph step equals the
+# The GPU checks as one prepared run: the CUDA tests (CUDA-graph step equals the
 # eager step; members per GPU follow its memory), then model-steps/s of the naive loop, the
 # Trainer and the VectorizedTrainer (K = 1, 10, 40, with and without CUDA graph, fp64/fp32).
 # Needs torch, torchvision, scikit-learn and pytest only (no Ray, MLflow or Inception weights).

@@ -1,4 +1,4 @@
-"""Time the acceptance run of issue 2 and print it as a row for docs/benchmarks.md.
+"""Time the linear study's acceptance run (rank 8 at every N) and print it as a row for docs/benchmarks.md.
 
     python benchmarks/linear_run.py
 

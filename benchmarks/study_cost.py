@@ -15,7 +15,7 @@ Rates:
   the encoder's ms per image without gradients, fp64 and fp32.
 - kept from study.cost (measured in whole studies, docs/benchmarks.md): the classifiers',
   FID features', per-trial and per-study costs.
-- taken from issue 6's H100 table, not measured here (no GPU needed): the naive loop at
+- taken from the H100 table in docs/benchmarks.md, not measured here (no GPU needed): the naive loop at
   164 fp64 model-steps/s (study.cost's GPU rate) and K=40 vmap + CUDA graph at 735.
 Linear studies get no GPU estimate (study.cost: launch-bound, CPU is as fast).
 """
@@ -49,7 +49,7 @@ def linear_ms_per_step(config: RunConfig, steps: int) -> float:
 
 
 def conv_steps_per_s(architecture: str, dtype: str, steps: int) -> float:
-    """Adam steps/s of one conv AE on random images of its input shape, batch 32 (issue 6's
+    """Adam steps/s of one conv AE on random images of its input shape, batch 32 (the H100 table's
     naive loop; study.cost uses MNIST's rate for both architectures, as measured alike)."""
     dataset = "cifar10" if architecture == "cifar_conv" else "mnist"
     config = RunConfig(dataset=dataset, architecture=architecture, dtype=dtype).validate()
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         f"ms per image fp64 / fp32 ({stored.encode_ms_per_image_cpu} / "
         f"{stored.encode_ms_per_image_cpu_fp32})."
     )
-    print("GPU rates from issue 6's H100 table (not measured here).\n")
+    print("GPU rates from the H100 table in docs/benchmarks.md (not measured here).\n")
     print(table(rates))
     return 0
 

@@ -1,4 +1,4 @@
-"""Model-steps per second: the naive loop vs the Trainer vs the VectorizedTrainer (issue 6).
+"""Model-steps per second: the naive loop vs the Trainer vs the VectorizedTrainer.
 
     python benchmarks/train_throughput.py                  # GPU: K in 1, 10, 40; 200 steps
     python benchmarks/train_throughput.py --small          # CPU: K in 1, 4, 10; 3 steps
@@ -9,7 +9,7 @@ Every variant trains the same model in the same process: the MNIST conv AE (N=16
 orthogonal init, Adam lr 1e-4 with lr / N on the sub-network), batch 32, on random
 MNIST-shaped images (the rate does not depend on pixel values, and no download is needed).
 
-- naive: what issue 6 calls the obvious loop: a torch DataLoader over a CPU TensorDataset,
+- naive: the obvious loop: a torch DataLoader over a CPU TensorDataset,
   `.to(device)` per batch, nn.Module + Adam, `loss.item()` per step.
 - Trainer: `rankae.engine.Trainer`'s epoch (data on the device, one host sync per epoch).
 - vectorised: `rankae.vectorized.VectorizedTrainer` with K seeds; on CUDA also with the

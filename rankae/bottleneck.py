@@ -7,7 +7,7 @@
   can be built from a matrix by truncated SVD (the stage-2 replacement).
 - vanilla: `torch.nn.Identity()`.
 
-Inits, as this project defines them (see SPEC.md):
+Inits, as this project defines them:
 - `standard`: PyTorch's nn.Linear default, kaiming_uniform(a=sqrt 5) = U(-1/sqrt d, 1/sqrt d).
   This is what the IRMAE code uses and what reproduces the paper's "standard He init"
   behaviour on the linear experiment.

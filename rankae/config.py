@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,6 +22,9 @@ BOTTLENECKS = ("vanilla", "linear_net", "explicit")
 INITS = ("standard", "he_normal", "orthogonal")
 OPTIMIZERS = ("gd", "adam")
 DTYPES = ("float64", "float32")
+# the settings only one bottleneck has: a vanilla run has no depth, alpha or k
+SUBNETWORK_SETTINGS = frozenset({"init", "depth", "alpha", "init_scale", "depth_lr_scaling"})
+EXPLICIT_SETTINGS = frozenset({"k"})
 
 
 class ConfigError(ValueError):
@@ -142,6 +147,27 @@ class RunConfig:
         return self.init if self.bottleneck == "linear_net" else self.bottleneck
 
     @property
+    def unused_settings(self) -> frozenset[str]:
+        """The settings this run's bottleneck does not have (they are not shown or logged)."""
+        unused = set()
+        if self.bottleneck != "linear_net":
+            unused |= SUBNETWORK_SETTINGS
+        if self.bottleneck != "explicit":
+            unused |= EXPLICIT_SETTINGS
+        return frozenset(unused)
+
+    def bottleneck_settings(self) -> dict[str, Any]:
+        """method, depth, alpha, k: what tells configurations apart (None where unused)."""
+        unused = self.unused_settings
+        return {"method": self.method} | {
+            key: None if key in unused else getattr(self, key) for key in ("depth", "alpha", "k")
+        }
+
+    def label(self, seeds: Sequence[int] | None = None) -> str:
+        """This run's name (`label`), with `seeds` for a trial of several."""
+        return label(**self.bottleneck_settings(), seeds=seeds or (self.seed,))
+
+    @property
     def lr_scaled_by_depth(self) -> bool:
         if self.depth_lr_scaling is None:
             return self.init == "orthogonal"
@@ -243,6 +269,67 @@ def linear_synthetic(**changes: Any) -> RunConfig:
         dtype="float64",
     )
     return base.replace(**changes).validate()
+
+
+def label(
+    method: str,
+    depth: Any = None,
+    alpha: Any = None,
+    k: Any = None,
+    seeds: Sequence[int] | None = None,
+    prose: bool = False,
+) -> str:
+    """The one name of a configuration, and of a run with its seeds.
+
+    `orthogonal-N16-a300-s0` names MLflow runs, Ray trials (`-s0+1+2` for a group) and the
+    CLI's messages; `prose=True` gives the same parts as `orthogonal N=16 α=300` for report
+    tables and figures. Missing parts (None, NaN) are left out; so is an empty method.
+    """
+    parts = [method] if method else []
+    if _given(depth):
+        parts.append(f"N={int(depth)}" if prose else f"N{int(depth)}")
+    if _given(alpha):
+        parts.append(f"α={alpha:g}" if prose else f"a{alpha:g}")
+    if _given(k):
+        parts.append(f"k={int(k)}" if prose else f"k{int(k)}")
+    if seeds is not None:
+        parts.append(("seed=" if prose else "s") + "+".join(str(s) for s in seeds))
+    return (" " if prose else "-").join(parts)
+
+
+def _given(value: Any) -> bool:
+    """Not None, NaN or a missing pandas value."""
+    try:
+        return value is not None and not math.isnan(float(value))
+    except TypeError:
+        return False
+
+
+def parse_value(key: str, text: str) -> Any:
+    """A RunConfig value from text, typed by the field's annotation: the one coercion of
+    `--set key=value`, `rankae.train`'s flags and MLflow's string params. Range checks are
+    `validate()`'s."""
+    hints = typing.get_type_hints(RunConfig)
+    if key not in hints:
+        names = ", ".join(f.name for f in fields(RunConfig))
+        raise ConfigError(f"{key!r} is not a config value; allowed: {names}")
+    kind = str(hints[key])
+    raw = text.strip()
+    if raw.lower() in ("none", "null") and "None" in kind:
+        return None
+    name = "bool" if "bool" in kind else "int" if "int" in kind else "float"
+    try:
+        if name == "bool" and raw.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return raw.lower() in ("true", "1", "yes")
+        if "bool" in kind:
+            raise ValueError
+        if "int" in kind:
+            return int(raw)
+        if "float" in kind:
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is invalid: {key} takes a {name}") from None
+    return raw
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -3,12 +3,15 @@
 Architectures by name:
 - `linear`: the synthetic experiment (App. B): one bias-free d x D encoder matrix and one
   D x d decoder matrix, Gaussian init with std 0.1.
-- `mnist_conv`: the IRMAE MNIST model (reference/irmae-reference-setup.md): four stride-2
+- `mnist_conv`: the IRMAE MNIST model (Jing et al., 2020, as the paper uses it): four stride-2
   convs to 256x2x2, Linear(1024, d); decoder Linear(d, 8192) -> 128x8x8, two stride-2
   transposed convs, a 1x1 transposed conv and Tanh. No batch norm; biases everywhere.
 - `cifar_conv`: the same model with 3 input and 3 output channels. The paper says only
   "changes to accommodate RGB image channels"; this is the most literal reading (the
   IRMAE repository has no CIFAR-10 model).
+- `mlp_encoder_decoder` (vectors, e.g. a user's own standardised features; not yet a
+  RunConfig architecture): D -> 256 -> 128 -> d with ReLU and biases, decoder mirrored,
+  no output activation (`MLP_HIDDEN`).
 """
 
 from __future__ import annotations
@@ -110,3 +113,37 @@ def build_autoencoder(config: RunConfig, input_dim: int | None = None) -> Autoen
         bottleneck = build_bottleneck(config, torch.Generator().manual_seed(config.seed + 1))
         model = Autoencoder(encoder, bottleneck, decoder)
     return model.to(getattr(torch, config.dtype))
+
+
+# Hidden widths of the MLP autoencoder for vectors, encoder side (the decoder mirrors them):
+# two layers that narrow D towards d, like the conv encoders' 32 -> 256 channels, small
+# enough to train on a CPU.
+MLP_HIDDEN = (256, 128)
+
+
+def mlp_encoder_decoder(
+    input_dim: int, latent_dim: int, hidden: tuple[int, ...] = MLP_HIDDEN
+) -> tuple[nn.Module, nn.Module]:
+    """Encoder D -> hidden... -> d and mirrored decoder d -> ...hidden -> D for vectors.
+
+    ReLU between layers and biases on every layer, as in the conv models; the bottleneck
+    between them (rankae.bottleneck) stays bias-free, so W_e is still the latent map. The
+    decoder has no output activation: the inputs are standardised (mean 0, sd 1), not in
+    [0, 1]. PyTorch's default nn.Linear init, from the caller's RNG.
+    """
+    if input_dim < 1 or latent_dim < 1 or any(width < 1 for width in hidden):
+        raise ValueError(
+            f"input_dim={input_dim!r}, latent_dim={latent_dim!r}, hidden={hidden!r}: "
+            "every width must be an integer >= 1"
+        )
+
+    def stack(widths: list[int]) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(widths) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+
+    widths = [input_dim, *hidden, latent_dim]
+    return stack(widths), stack(widths[::-1])

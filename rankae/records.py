@@ -2,13 +2,14 @@
 
 The training engine yields `EpochRecord`s; the Ray trainable reports `record.metrics()`;
 the MLflow callback logs those names; the analysis reads them back. Downstream results
-(`DOWNSTREAM_METRICS`) are added to the final record of a run.
+(`DOWNSTREAM_METRICS`) join a run's last metrics once, after its last epoch
+(`trainables.autoencoder.write_artifacts`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -125,7 +126,6 @@ class EpochRecord:
     we_singular_values: list[float] | None = None  # raw, descending; None for vanilla
     latent_singular_values: list[float] | None = None  # raw, of the centred eval codes
     switch: StageSwitch | None = None  # set on the epoch the switch happened
-    downstream: dict[str, float] = field(default_factory=dict)
 
     @property
     def we_rank(self) -> int | None:
@@ -175,5 +175,4 @@ class EpochRecord:
                 out[f"{prefix}_sv_{i}"] = v
         if self.switch is not None:
             out.update(self.switch.metrics())
-        out.update(self.downstream)
         return out

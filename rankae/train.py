@@ -25,20 +25,27 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .config import INITS, ConfigError, RunConfig, describe_settings, linear_synthetic
+from .config import (
+    INITS,
+    ConfigError,
+    RunConfig,
+    describe_settings,
+    linear_synthetic,
+    parse_value,
+)
 from .data import DataNotFoundError
 from .engine import Trainer
 from .records import EpochRecord
 
 
-def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Parse a value that may also be `none` (for fields whose default is None)."""
+def _parser_of(name: str, kind: type) -> Callable[[str], Any]:
+    """argparse's type for field `name`: `parse_value` (a bad value is argparse's error)."""
 
-    def parse_optional(text: str) -> Any:
-        return None if text.lower() == "none" else parse(text)
+    def parse(text: str) -> Any:
+        return parse_value(name, text)
 
-    parse_optional.__name__ = parse.__name__  # argparse names the type in its error
-    return parse_optional
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
 
 
 def _device(text: str) -> torch.device:
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         if base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         else:
-            parse = _optional(base) if type(None) in args else base
+            parse = _parser_of(field.name, base)
             parser.add_argument(flag, type=parse, metavar=base.__name__.upper(), help=help_text)
     parser.add_argument("--steps", type=int, help="full-batch GD steps (gd optimizer only)")
     parser.add_argument("--device", type=_device, help="default: cuda if available, else cpu")

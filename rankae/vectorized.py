@@ -1,7 +1,7 @@
 """Train K runs of one config in one vectorised step: seeds (and alpha, init scale) side by side.
 
 Why: the paper's studies repeat one small model over 10 seeds and an alpha ladder. One model
-per optimiser step leaves a GPU launch-bound (issue 6); stacking K members' parameters and
+per optimiser step leaves a GPU launch-bound (docs/benchmarks.md); stacking K members' parameters and
 running their forward, backward and optimiser step as one batched computation
 (`torch.func.stack_module_state` + `functional_call` + `vmap`) does K models' work per launch.
 
@@ -18,6 +18,8 @@ What stays exactly as K separate `Trainer` runs (tests/test_vectorized.py checks
   at the end of that epoch with its final parameters and optimiser state, which then stay
   frozen; the others continue. Within the epoch its NaNs stay in its own slice (vmap keeps
   members' arithmetic separate and the summed loss's backward gives each member gradient 1).
+- A group of one is never stacked: its member trains as its own `Trainer`, bit for bit a
+  separate run.
 - Two-stage training: once a member switches to the explicit bottleneck (a different shape
   per member), it leaves the stack and trains on as its own Trainer.
 
@@ -85,8 +87,10 @@ class VectorizedTrainer:
         self.dtype = getattr(torch, base.dtype)
         self.data = (data or load_run_data(base)).to(self.device, self.dtype)
         self.members = [Trainer(config, self.device, self.data) for config in self.configs]
-        self.rows = list(range(len(self.members)))  # member rows[r] lives in row r of the stack
-        self.detached: list[int] = []  # members in stage 2, each trained as its own Trainer
+        # A lone member gains nothing from a stack of one: it trains as its own Trainer.
+        self.stacks = len(self.members) > 1
+        self.rows = list(range(len(self.members))) if self.stacks else []  # rows[r]: row r
+        self.detached = [] if self.stacks else [0]  # members trained as their own Trainer
 
         template = self.members[0]
         if next(template.model.buffers(), None) is not None:
@@ -112,7 +116,8 @@ class VectorizedTrainer:
             self._hat_names = tuple(
                 f"bottleneck.{name}" for name, _ in self._skeleton.bottleneck.named_parameters()
             )
-        self._stack(self.rows)
+        if self.rows:
+            self._stack(self.rows)
 
     # ----------------------------------------------------------------------------------
     @property
@@ -159,8 +164,9 @@ class VectorizedTrainer:
             raise ValueError(f"{len(states)} member states for {len(self.members)} members")
         for member, state in zip(self.members, states, strict=True):
             member.load_state_dict(state)
-        self.rows = [k for k, m in enumerate(self.members) if m.stage == 1 and not m.diverged]
-        self.detached = [k for k, m in enumerate(self.members) if m.stage == 2]
+        stacked = [k for k, m in enumerate(self.members) if m.stage == 1 and not m.diverged]
+        self.rows = stacked if self.stacks else []
+        self.detached = [k for k, m in enumerate(self.members) if m.stage == 2 or not self.stacks]
         if self.rows:
             self._stack(self.rows)
 

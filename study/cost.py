@@ -11,20 +11,20 @@ same per step: 5.3 and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 s
 shared core; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a classifier ~4 us per
 code and epoch (the laptop runs' downstream minutes); pytorch-fid's Inception
 ~0.24 s per image; a trial's start, checkpoints and MLflow run ~3 s; a study's imports, Ray
-start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100 (issue 6's
-table, measured elsewhere). `python benchmarks/study_cost.py` re-measures the CPU rates.
+start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100 (the H100
+table in docs/benchmarks.md, measured elsewhere). `python benchmarks/study_cost.py`
+re-measures the CPU rates.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from rankae.config import RunConfig
-from search_spaces import AlphaEscalation, Grid, OptunaSpace
+from trainables.contract import member_run_configs
 
-from .members import member_configs
 from .spec import StudySpec
 
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "digits": 1_438}
@@ -40,7 +40,7 @@ class StepRates:
     linear_ms_per_layer: float = 0.22
     conv_steps_per_s_cpu: float = 3.0
     conv_steps_per_s_cpu_fp32: float = 10.0
-    conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (issue 6's table)
+    conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (docs/benchmarks.md)
     fid_s_per_image_cpu: float = 0.24
     encode_ms_per_image_cpu: float = 0.67
     encode_ms_per_image_cpu_fp32: float = 0.15
@@ -99,15 +99,14 @@ class StepRates:
 
 
 MEASURED = StepRates()
-RUN_KEYS = frozenset(f.name for f in fields(RunConfig))
 
 
 def trial_seconds(config: dict[str, Any]) -> tuple[float, float]:
     """A Tune trial's CPU seconds over all its seeds, split into the epochs (training and
     per-epoch evaluation) and what follows the last one (downstream tasks, the trial's fixed
     cost): the progress ETA's weights."""
-    members = member_configs(config)
-    run = RunConfig.from_dict({k: v for k, v in members[0].items() if k in RUN_KEYS})
+    members = member_run_configs(config)
+    run = members[0]
     total = MEASURED.run_seconds_cpu(run)
     after = MEASURED.downstream_seconds_cpu(run) + MEASURED.trial_overhead_s
     return len(members) * (total - after), len(members) * after
@@ -135,33 +134,15 @@ def steps_per_run(config: RunConfig) -> int:
     return config.epochs * math.ceil(n / config.batch_size)
 
 
-def trial_configs(spec: StudySpec) -> list[RunConfig]:
-    """Every trial config the plan can produce (an escalation: every rung up to max_alpha)."""
-    plan = spec.plan
-    if isinstance(plan, Grid):
-        variants = plan.variants
-    elif isinstance(plan, AlphaEscalation):
-        variants = [plan.rung(n, a) for n in plan.depths for a in plan.ladder()]
-    else:
-        assert isinstance(plan, OptunaSpace)
-        probe = {**plan.fixed, "bottleneck": "explicit", "k": 16}
-        return [spec.run_config(probe, 0)] * plan.num_samples
-    return [spec.run_config(v, s) for v in variants for s in spec.seeds]
-
-
 def estimate(spec: StudySpec, rates: StepRates = MEASURED) -> Estimate:
-    configs = trial_configs(spec)
+    configs = spec.run_configs()
     steps = sum(steps_per_run(c) for c in configs)
     cpu = sum(rates.run_seconds_cpu(c) for c in configs) / 3600
     linear = all(c.architecture == "linear" for c in configs)
     gpu = None
     if not linear:
         gpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "gpu") for c in configs) / 3600
-    plan = spec.plan
-    # an escalation runs one rung per N at a time; Optuna and a grid, every trial at once
-    parallel = (
-        len(plan.depths) * len(spec.seeds) if isinstance(plan, AlphaEscalation) else len(configs)
-    )
+    parallel = spec.plan.in_flight(len(configs), len(spec.seeds))
     disk = sum(CHECKPOINT_MB[c.architecture] for c in configs) / 1024
     start = rates.study_overhead_s + rates.reference_seconds_cpu(configs[0])
     return Estimate(len(configs), steps, cpu, gpu, parallel, disk, start)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rankae.config import RunConfig
-from search_spaces import AlphaEscalation, Grid
 
 from .spec import StudySpec
 
@@ -23,8 +22,8 @@ def resolve_seeds_per_trial(spec: StudySpec) -> StudySpec:
 
 
 def choose_seeds_per_trial(spec: StudySpec) -> int:
-    if not isinstance(spec.plan, Grid | AlphaEscalation):
-        return 1  # an Optuna trial is one sampled config with one seed
+    if not spec.plan.groups_seeds:
+        return 1  # e.g. an Optuna trial: one sampled config with one seed
     if spec.seeds_per_trial is not None:
         return min(spec.seeds_per_trial, len(spec.seeds))
     if spec.gpus_per_trial == 0:
@@ -37,13 +36,7 @@ def choose_seeds_per_trial(spec: StudySpec) -> int:
 
 def largest_config(spec: StudySpec) -> RunConfig:
     """The plan's config with the deepest sub-network (the most memory per member)."""
-    plan = spec.plan
-    if isinstance(plan, Grid):
-        variants = list(plan.variants)
-    else:
-        assert isinstance(plan, AlphaEscalation)
-        variants = [plan.rung(depth, plan.ladder()[0]) for depth in plan.depths]
-    configs = [spec.run_config(variant, spec.seeds[0]) for variant in variants]
+    configs = [spec.run_config(variant, spec.seeds[0]) for variant in spec.plan.all_variants()]
     return max(configs, key=lambda c: c.depth if c.bottleneck == "linear_net" else 0)
 
 

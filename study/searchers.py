@@ -1,11 +1,12 @@
-"""Ray Tune searchers that hand out a study's trials.
+"""Ray Tune searchers that hand out a study's trials (each plan builds its own: `study.plans`).
 
-`PlanSearcher` serves a fixed list (a grid: every variant for every seed). Its subclass
-`AlphaEscalationSearcher` grows the list as rungs finish (Sec. 3.2: for each N, alpha +=
-step until a run diverges). `FinalMetricOptuna` runs Optuna on each trial's final result
-(the downstream metric exists only there). All save and restore their state, so
+`PlanSearcher` serves a fixed list (a grid: every variant for every seed group). Its
+subclass `AlphaEscalationSearcher` grows the list as rungs finish (Sec. 3.2: for each N,
+alpha += step until a run diverges). `FinalMetricOptuna` runs Optuna on each trial's final
+result (the downstream metric exists only there). All save and restore their state, so
 `Tuner.restore` (`--resume`) continues the plan, and Optuna's history, instead of starting
-again. `plan_complete` replays a plan over finished trials to tell whether it is done.
+again. `replay_complete` replays a searcher over finished trials to tell whether its plan
+is done; `plan_complete` asks a study's plan.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from search_spaces import AlphaEscalation, OptunaSpace
+from trainables.contract import member_results
 
-from .members import member_results
+from .plans import Completed
 from .spec import StudySpec
 
 
@@ -42,7 +43,6 @@ class PlanSearcher(PickledState, Searcher):
         super().__init__(metric="loss", mode="min")
         self.queue = list(configs)
         self.live: dict[str, dict[str, Any]] = {}
-        self.finished: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = []
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self.queue:
@@ -57,7 +57,6 @@ class PlanSearcher(PickledState, Searcher):
         config = self.live.pop(trial_id, None)
         if config is None:
             return
-        self.finished.append((config, result, error))
         self.after_trial(config, result, error)
 
     def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
@@ -73,12 +72,8 @@ class AlphaEscalationSearcher(PlanSearcher):
 
     def __init__(self, spec: StudySpec) -> None:
         plan = spec.plan
-        assert isinstance(plan, AlphaEscalation)
         self.spec, self.plan = spec, plan
-        # per depth: alphas whose rung finished stable, and the divergence alpha (if any)
-        self.stable: dict[int, list[float]] = {n: [] for n in plan.depths}
-        self.diverged_at: dict[int, float | None] = {n: None for n in plan.depths}
-        self.rung_outcomes: dict[tuple[int, float], list[bool]] = {}
+        self.rung_outcomes: dict[tuple[int, float], list[bool]] = {}  # diverged, per member
         super().__init__([c for n in plan.depths for c in self._rung(n, plan.ladder()[0])])
 
     def _rung(self, depth: int, alpha: float) -> list[dict[str, Any]]:
@@ -89,12 +84,8 @@ class AlphaEscalationSearcher(PlanSearcher):
         depth, alpha = config["depth"], config["alpha"]
         outcomes = self.rung_outcomes.setdefault((depth, alpha), [])
         outcomes.extend(error or trial_diverged(r) for r in member_results(config, result))
-        if len(outcomes) < len(self.spec.seeds):
-            return
-        if any(outcomes):
-            self.diverged_at[depth] = alpha
-            return
-        self.stable[depth].append(alpha)
+        if len(outcomes) < len(self.spec.seeds) or any(outcomes):
+            return  # the rung is still running, or it diverged: this N's ladder ends
         next_alpha = self.plan.next_alpha(alpha)
         if next_alpha is not None:
             self.queue.extend(self._rung(depth, next_alpha))
@@ -151,25 +142,17 @@ class FinalMetricOptuna(PickledState, Searcher):
         self.inner.on_trial_complete(trial_id, result=result, error=error)
 
 
-def plan_complete(
-    spec: StudySpec, completed: list[tuple[dict[str, Any], dict[str, Any] | None, bool]]
-) -> bool:
-    """Whether the plan has nothing left to hand out, given its completed trials.
+def plan_complete(spec: StudySpec, completed: Completed) -> bool:
+    """Whether the study's plan has nothing left to hand out, given its completed trials
+    ((config, final metrics, errored) per finished trial, as Tune's `ResultGrid` gives them).
+    Works the same for local and remote (`s3://`) storage."""
+    return spec.plan.complete(spec, completed)
 
-    `completed` holds (config, final metrics, errored) per finished trial, as Tune's
-    `ResultGrid` gives them. A grid or escalation is replayed on a fresh searcher: every
-    config it suggests must be among the completed trials until it answers FINISHED (so an
-    escalation that was stopped between two rungs is not done). An Optuna plan is done
-    after `num_samples` trials. Works the same for local and remote (`s3://`) storage.
-    """
-    plan = spec.plan
-    if isinstance(plan, OptunaSpace):
-        return len(completed) >= plan.num_samples
-    searcher = (
-        AlphaEscalationSearcher(spec)
-        if isinstance(plan, AlphaEscalation)
-        else PlanSearcher(spec.grid_configs())
-    )
+
+def replay_complete(searcher: PlanSearcher, completed: Completed) -> bool:
+    """Replay a fresh searcher over the completed trials: every config it suggests must be
+    among them until it answers FINISHED (so an escalation stopped between two rungs is not
+    done)."""
     pool = list(completed)
     for step in range(len(pool) + 1):
         suggestion = searcher.suggest(f"replay-{step}")

@@ -1,7 +1,5 @@
-"""Where MLflow data lives: the default tracking URI and a fast check that a store is usable.
-
-Kept free of Ray so the analysis side can import it cheaply.
-"""
+"""A fast check that an MLflow store is usable, and its first write (the default URI is
+`analysis.load.default_tracking_uri`)."""
 
 from __future__ import annotations
 
@@ -12,14 +10,6 @@ import sqlite3
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
-
-
-def default_tracking_uri() -> str:
-    """MLflow's own `MLFLOW_TRACKING_URI` when set, else the sqlite store `./mlflow.db`.
-
-    Used by `study.run`, `analysis.report` and the notebook when no URI is given.
-    """
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
 def check_tracking_uri(uri: str) -> None:

@@ -1,7 +1,8 @@
 """MLflow tracking from the Ray driver: a parent run per study invocation, a run per trial.
 
-A vectorised group trial (several seeds side by side) gets one run per seed, each with its
-own metrics, tags and artifacts, exactly as if the seeds had been separate trials.
+A trial trains a group of one or more seeds (`trainables.contract`); each seed gets its own
+run, with its own metrics, tags and artifacts, exactly as if the seeds had been separate
+trials.
 
 Runs are written with `MlflowClient` and explicit run ids (no fluent global state), from
 the driver only, so trials stopped early never leave a run RUNNING: `close()` ends every
@@ -25,17 +26,20 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from rankae.config import RunConfig
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, RECOVERY_METRICS, SWITCH_METRICS
-from trainables.autoencoder import ARTIFACT_DIR
-
-from .members import GROUP_SEEDS_KEY, member_configs, member_results, member_seeds, method_of
+from trainables.contract import (
+    CHECKPOINT_EVERY_KEY,
+    GROUP_SEEDS_KEY,
+    member_artifacts,
+    member_configs,
+    member_results,
+    member_seeds,
+)
 
 log = logging.getLogger("rankstudy")  # the driver's console (study.run.setup_logging)
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
-# settings that only mean something for the N-layer sub-network, or for the explicit bottleneck
-SUBNETWORK_KEYS = frozenset({"init", "depth", "alpha", "init_scale", "depth_lr_scaling"})
-EXPLICIT_KEYS = frozenset({"k"})
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -63,26 +67,16 @@ def code_version() -> str:
     return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
+def run_config(config: dict[str, Any]) -> RunConfig:
+    """The RunConfig of one member's config (the trial contract's keys left out)."""
+    return RunConfig.from_dict({k: v for k, v in config.items() if k != CHECKPOINT_EVERY_KEY})
+
+
 def run_params(config: dict[str, Any]) -> dict[str, str]:
     """A run's MLflow params: its config, less the settings of a bottleneck it does not have
     (a vanilla run has no depth or alpha to show)."""
-    unused = set()
-    if config.get("bottleneck") != "linear_net":
-        unused |= SUBNETWORK_KEYS
-    if config.get("bottleneck") != "explicit":
-        unused |= EXPLICIT_KEYS
+    unused = run_config(config).unused_settings
     return {key: str(value) for key, value in sorted(config.items()) if key not in unused}
-
-
-def run_name(config: dict[str, Any]) -> str:
-    """`orthogonal-N16-a300-s0`: a run's MLflow name; a group trial's is `...-s0+1+2`."""
-    parts = [method_of(config)]
-    if config.get("bottleneck") == "linear_net":
-        parts += [f"N{config['depth']}", f"a{config['alpha']:g}"]
-    if config.get("bottleneck") == "explicit":
-        parts.append(f"k{config['k']}")
-    parts.append("s" + "+".join(str(seed) for seed in member_seeds(config)))
-    return "-".join(parts)
 
 
 class MlflowTracker(tune.Callback):
@@ -150,12 +144,13 @@ class MlflowTracker(tune.Callback):
                 "trial_id": trial_id,
                 "role": "trial",
                 "diverged": "false",
-                "method": method_of(config),
+                "method": run_config(config).method,
                 **{k: v for k, v in run_params(config).items() if k in TRIAL_TAGS},
             }
-            if GROUP_SEEDS_KEY in group:
-                tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in group[GROUP_SEEDS_KEY])
-            run = self.client.create_run(self.experiment_id, run_name=run_name(config), tags=tags)
+            if len(member_seeds(group)) > 1:  # trained side by side with these seeds
+                tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in member_seeds(group))
+            name = run_config(config).label()
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
             params = [Param(k, v) for k, v in run_params(config).items()]
             for start in range(0, len(params), 100):
@@ -222,12 +217,10 @@ class MlflowTracker(tune.Callback):
         run_ids = self._runs_for(trial)
         self._forget(trial)
         configs = member_configs(dict(trial.config))
-        grouped = GROUP_SEEDS_KEY in trial.config
         for run_id, config in zip(run_ids, configs, strict=True):
             if run_id in self.finished_before:
                 continue
-            subfolder = f"seed-{config['seed']}" if grouped else ""
-            self._log_artifacts(run_id, trial, config, subfolder)
+            self._log_artifacts(run_id, trial, config)
             self.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info) -> None:
@@ -243,21 +236,19 @@ class MlflowTracker(tune.Callback):
             self.client.set_tag(run_id, "error", "true")
             self.client.set_terminated(run_id, "FAILED")
 
-    def _log_artifacts(
-        self, run_id: str, trial: Any, config: dict[str, Any], subfolder: str
-    ) -> None:
+    def _log_artifacts(self, run_id: str, trial: Any, config: dict[str, Any]) -> None:
         checkpoint = trial.checkpoint
         if checkpoint is None:
             return
         with checkpoint.as_directory() as folder:
-            artifacts = Path(folder) / ARTIFACT_DIR / subfolder
+            artifacts = member_artifacts(folder, config["seed"])
             if not (artifacts / "spectra.json").is_file():
                 return
             self.client.log_artifacts(run_id, str(artifacts))
             spectra = json.loads((artifacts / "spectra.json").read_text())
         from analysis.figures import spectrum_trajectory
 
-        figure = spectrum_trajectory(spectra, title=run_name(config))
+        figure = spectrum_trajectory(spectra, title=run_config(config).label())
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")

@@ -43,7 +43,7 @@ def ray_local(data_root):
     """A quiet local Ray (2 CPUs), shared by every test that runs a study in-process."""
     import ray
 
-    from study.run import start_ray
+    from study.launch import start_ray
 
     start_ray(None, 1.0)
     yield ray

@@ -13,15 +13,15 @@ import pytest
 import torch
 from reliability.conftest import run_cli, runs
 
+from analysis.compare import escalation_summary
 from rankae.config import RunConfig, linear_synthetic
 from rankae.downstream import _stratified_split, train_classifier
 from rankae.engine import Trainer
 from rankae.evaluate import classifier_inputs, classify
 from rankae.records import EpochRecord, blown_up_streak, is_diverged, trivial_loss
 from rankae.vectorized import VectorizedTrainer
-from search_spaces import AlphaEscalation
+from study.plans import AlphaEscalation
 from study.studies import mnist_alpha_sweep
-from study.table import escalation_summary
 
 TINY_MNIST = RunConfig(
     dataset="mnist",
@@ -169,8 +169,8 @@ def test_a_capped_ladder_reports_no_divergence_alpha() -> None:
             "depth": [4, 4, 8, 8],
             "alpha": [1.0, 10.0, 1.0, 10.0],
             "diverged": [False, False, False, True],
-            "errored": [False] * 4,
-            "epochs": [6, 6, 6, 3],
+            "status": ["FINISHED"] * 4,
+            "epoch": [6, 6, 6, 3],
         }
     )
     ladder = escalation_summary(rows).set_index("depth")

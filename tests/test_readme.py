@@ -22,8 +22,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from analysis.report import main as report_main
-from search_spaces import AlphaEscalation, Grid, OptunaSpace
-from study.cost import estimate, trial_configs
+from study.cost import estimate
+from study.plans import AlphaEscalation, Grid, OptunaSpace
 from study.run import main
 from study.studies import config, names
 
@@ -87,7 +87,7 @@ def test_every_named_study_runs_its_smoke_tier_to_the_end(studies, name):
     assert parent.info.status == "FINISHED" and parent.data.params["preset"] == "smoke"
     trials = [r for r in runs if r.data.tags["role"] == "trial"]
     assert {r.info.status for r in trials} == {"FINISHED"}
-    planned = len(trial_configs(spec))
+    planned = len(spec.run_configs())
     if isinstance(spec.plan, Grid | OptunaSpace):
         assert len(trials) == planned
     else:

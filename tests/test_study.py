@@ -11,8 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
-from search_spaces import AlphaEscalation
-from study.run import run_study
+from study.launch import run_study
+from study.plans import AlphaEscalation
 from study.spec import StudySpec
 from study.stopper import DivergenceStopper
 

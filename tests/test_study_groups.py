@@ -11,11 +11,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
-from search_spaces import AlphaEscalation, Grid, OptunaSpace, depth_sweep, vanilla
+from search_spaces import depth_sweep, vanilla
 from study.grouping import choose_seeds_per_trial, largest_config
-from study.members import member_configs, member_results
-from study.run import run_study
+from study.launch import run_study
+from study.plans import AlphaEscalation, Grid, OptunaSpace
 from study.spec import StudySpec
+from trainables.contract import member_configs, member_results
 
 SEEDS = (0, 1, 2)
 TINY = linear_synthetic(synth_dim=64, latent_dim=32, epochs=4, gd_steps_per_epoch=50)
@@ -57,13 +58,13 @@ def history(tmp_path, run, key: str) -> list[tuple[int, float]]:
 
 def test_group_configs_split_into_members() -> None:
     spec = tiny_grid(2)
-    configs = spec.grid_configs()
-    assert [c.get("group_seeds") for c in configs] == [[0, 1], None, [0, 1], None]
+    configs = [spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()]
+    assert [c["group_seeds"] for c in configs] == [[0, 1], [2], [0, 1], [2]]
     assert [c["seed"] for c in member_configs(configs[0])] == [0, 1]
     assert "group_seeds" not in member_configs(configs[0])[0]
     result = {"members": {"0": {"loss": 1.0}, "1": {"loss": 2.0}}}
     assert member_results(configs[0], result) == [{"loss": 1.0}, {"loss": 2.0}]
-    assert member_results(configs[1], {"loss": 3.0}) == [{"loss": 3.0}]
+    assert member_results(configs[1], {"members": {"2": {"loss": 3.0}}}) == [{"loss": 3.0}]
     flat = {"loss": 1.5, "members/0/loss": 1.0, "members/1/loss": 2.0, "members/1/epoch": 4}
     assert member_results(configs[0], flat) == [{"loss": 1.0}, {"loss": 2.0, "epoch": 4}]
 

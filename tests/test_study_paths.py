@@ -1,5 +1,5 @@
 """Paths a user takes that the other modules do not cover: an Optuna study through the real
-CLI with `--resume`, when a plan counts as finished, MLflow and Ray conventions (issue 12)."""
+CLI with `--resume`, when a plan counts as finished, MLflow and Ray conventions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from reliability.conftest import run_cli, runs, start_cli, wait_for
 
 from rankae.config import linear_synthetic
-from search_spaces import AlphaEscalation, Grid, OptunaSpace, alpha_sweep
+from search_spaces import alpha_sweep
+from study.plans import AlphaEscalation, Grid, OptunaSpace
 from study.searchers import AlphaEscalationSearcher, plan_complete
 from study.spec import StudySpec
 from study.studies import config
@@ -52,7 +53,10 @@ def test_a_grid_is_finished_only_with_every_trial_and_an_errored_trial_counts():
     spec = StudySpec(
         name="t", figure="t", base=BASE, plan=Grid(alpha_sweep(2, (1.0, 2.0))), seeds=(0, 1)
     ).validate()
-    trials = [(c, {"diverged": 0.0}, False) for c in spec.grid_configs()]
+    trials = [
+        (c, {"diverged": 0.0}, False)
+        for c in [spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()]
+    ]
     assert not plan_complete(spec, trials[:3])
     assert plan_complete(spec, trials[:3] + [(trials[3][0], None, True)])
 
@@ -65,9 +69,9 @@ def test_an_optuna_plan_is_finished_after_num_samples_trials():
 
 
 def test_plan_finished_no_longer_reads_tunes_private_searcher_file():
-    import study.run
+    import study.launch
 
-    source = Path(study.run.__file__).read_text()
+    source = Path(study.launch.__file__).read_text()
     assert "pickle" not in source and "SearchGenerator" not in source
 
 
@@ -189,7 +193,7 @@ def test_mlflow_tracking_uri_is_honoured_and_each_trial_keeps_its_own_log(tmp_pa
 
 
 def test_ray_auth_is_turned_off_only_for_the_local_instance(ray_local, monkeypatch):
-    from study.run import start_ray
+    from study.launch import start_ray
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     start_ray("auto", 1.0)  # joining a cluster: its auth mode is left alone
@@ -210,7 +214,12 @@ def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
             assert spec.run_config(variant, 0).cuda_graph is False, (name, preset)
     options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
     spec = resolve_spec(options)
-    assert {config["cuda_graph"] for config in spec.grid_configs()} == {True}
+    assert {
+        config["cuda_graph"]
+        for config in [
+            spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()
+        ]
+    } == {True}
 
 
 # -- joining an autoscaling cluster whose GPU nodes start at zero ---------------------------
@@ -423,7 +432,7 @@ def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys):
             out = capsys.readouterr().out
             assert f"preset {preset};" in out and "CPU-core-h (~" in out, out
     laptop = [config("mnist_explicit", "laptop").base, config("mnist_alpha_sweep", "laptop").base]
-    for base in laptop:  # the laptop tier of issue 11: float32, 1,000 labels, patience in steps
+    for base in laptop:  # the laptop tier: float32, 1,000 labels, patience in steps
         assert base.dtype == "float32" and base.classifier_labels == 1000
         assert base.patience_steps < base.epochs * base.n_train // base.batch_size
 

@@ -1,4 +1,9 @@
-"""Ray Tune trainables: thin wrappers around `rankae`'s training engine."""
+"""Ray Tune trainables: thin wrappers around `rankae`'s training engine.
+
+`contract.py` says what a trial receives and reports (the study service imports it);
+`autoencoder.py` is the one trainable (a trial trains a group of >= 1 seeds); `faults.py`
+holds the faults the reliability tests inject. Imports point one way: `trainables -> rankae`.
+"""
 
 from .autoencoder import train_autoencoder
 

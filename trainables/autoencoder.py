@@ -1,20 +1,20 @@
-"""The Ray Tune function trainable: one trial = one `rankae.Trainer` run.
+"""The Ray Tune function trainable: one trial trains a group of seeds of one run config.
 
-The only place that talks to Ray's trial API. Each epoch it reports the record's metrics
-(the schema of `rankae.records`) with a checkpoint every `checkpoint_every` epochs holding
-the trainer's whole state (model, optimiser, data-order RNG, stage, spectra), so a
-restarted trial continues at the epoch after its last checkpoint. The final report
-carries `artifacts/` in its checkpoint (spectra, final metrics, image grids), which the
+The only place that talks to Ray's trial API (the contract: `trainables/contract.py`).
+`rankae.vectorized.VectorizedTrainer` trains the members, stacked in one vectorised step
+when there are several (a CUDA graph on a GPU with Adam, opt-in) and as a plain `Trainer`
+when there is one. Each epoch the trial reports every member's latest metrics, with a
+checkpoint every `checkpoint_every` epochs holding each member's whole `Trainer` state
+(model, optimiser, data-order RNG, stage, spectra), so a restarted trial continues at the
+epoch after its last checkpoint. A diverged member keeps its last metrics. The final
+checkpoint holds each member's artifacts (spectra, final metrics, image grids), which the
 driver's MLflow callback logs.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,18 @@ import ray
 import torch
 from ray import tune
 
-from rankae.config import RunConfig
 from rankae.engine import Trainer
-from study.members import GROUP_SEEDS_KEY
-from study.spec import CHECKPOINT_EVERY_KEY
+from rankae.vectorized import VectorizedTrainer
 
-STATE_FILE = "trainer.pt"
-ARTIFACT_DIR = "artifacts"
+from .contract import (
+    ARTIFACT_DIR,
+    CHECKPOINT_EVERY_KEY,
+    STATE_FILE,
+    member_artifacts,
+    member_run_configs,
+    trial_result,
+)
+from .faults import inject_divergence, raise_injected_fault
 
 
 def trial_device() -> torch.device:
@@ -38,93 +43,69 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
-def split_trial_config(trial_config: dict[str, Any]) -> tuple[RunConfig, int]:
-    values = dict(trial_config)
-    every = int(values.pop(CHECKPOINT_EVERY_KEY, 1))
-    return RunConfig.from_dict(values), every
-
-
 def train_autoencoder(trial_config: dict[str, Any]) -> None:
-    if GROUP_SEEDS_KEY in trial_config:  # several seeds side by side
-        from .group import train_group
+    configs = member_run_configs(trial_config)
+    checkpoint_every = int(trial_config[CHECKPOINT_EVERY_KEY])
+    seeds = [config.seed for config in configs]
+    device = trial_device()
+    cuda_graph = configs[0].cuda_graph and device.type == "cuda"  # opt-in: --set cuda_graph=true
 
-        return train_group(trial_config)
-    config, checkpoint_every = split_trial_config(trial_config)
-    trainer = Trainer(config, device=trial_device())
-    checkpoint, discarded, final = tune.get_checkpoint(), False, None
+    def fresh() -> VectorizedTrainer:
+        return VectorizedTrainer(configs, device, cuda_graph=cuda_graph)
+
+    group, discarded, final = fresh(), False, None
+    latest: dict[str, dict[str, float]] = {}  # per seed: the member's latest metrics
+    checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         try:
-            final = load_checkpoint(trainer, checkpoint)
+            final, latest = load_checkpoint(group, checkpoint)
         except Exception as err:  # a torn or foreign file: any failure means "start over"
             print(f"rankstudy: checkpoint {checkpoint.path} is unreadable ({err}); restarting")
-            trainer, discarded = Trainer(config, device=trainer.device), True
+            group, discarded, latest = fresh(), True, {}
     if final is not None:
-        # restored after it had finished (Ray's snapshot missed the end): report the end again
-        tune.report(final)
+        tune.report(final)  # restored after it had finished: report the end again
         return
-    resumed_from = trainer.epoch
-    for record in trainer.run():
-        inject_test_fault(trainer.epoch)
-        if injected_divergence_due(config.seed, trainer.epoch + 1):
-            poison(trainer.model.parameters())
-        metrics = record.metrics()
-        if discarded:
-            metrics["checkpoint_discarded"] = 1.0
-        if resumed_from:
-            metrics["resumed_from_epoch"] = resumed_from
-        final = record.diverged or trainer.epoch >= config.epochs
-        if not (final or trainer.epoch % checkpoint_every == 0):
-            tune.report(metrics)
+    resumed_from = max(member.epoch for member in group.members)
+    while group.running:
+        inject_divergence(group)
+        records = group.train_one_epoch()
+        raise_injected_fault(max(member.epoch for member in group.members))
+        for seed, record in zip(seeds, records, strict=True):
+            if record is None:
+                continue
+            metrics = record.metrics()
+            if discarded:
+                metrics["checkpoint_discarded"] = 1.0
+            if resumed_from:
+                metrics["resumed_from_epoch"] = resumed_from
+            latest[str(seed)] = metrics
+        last = not group.running
+        if not (last or max(m["epoch"] for m in latest.values()) % checkpoint_every == 0):
+            tune.report(trial_result(latest))
             continue
         with tempfile.TemporaryDirectory() as folder:
-            if final:
-                artifacts = Path(folder) / ARTIFACT_DIR
-                metrics.update(write_artifacts(trainer, record.metrics(), artifacts))
-            torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            if last:
+                for k, seed in enumerate(seeds):
+                    metrics = latest[str(seed)]
+                    artifacts = member_artifacts(folder, seed)
+                    metrics.update(write_artifacts(group.members[k], metrics, artifacts))
+                final_file = Path(folder) / ARTIFACT_DIR / "final.json"
+                final_file.write_text(json.dumps(trial_result(latest), indent=1, sort_keys=True))
+            states = [group.member_state(k) for k in range(len(seeds))]
+            torch.save({"members": states, "latest": latest}, Path(folder) / STATE_FILE)
+            tune.report(trial_result(latest), checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def load_checkpoint(trainer: Trainer, checkpoint: tune.Checkpoint) -> dict[str, float] | None:
-    """Restore the trainer; return the final metrics if the checkpoint is a finished run's."""
+def load_checkpoint(
+    group: VectorizedTrainer, checkpoint: tune.Checkpoint
+) -> tuple[dict[str, Any] | None, dict[str, dict[str, float]]]:
+    """Restore every member; return (the final result if the trial had finished, latest)."""
     with checkpoint.as_directory() as folder:
-        state = torch.load(Path(folder) / STATE_FILE, map_location=trainer.device)
+        state = torch.load(Path(folder) / STATE_FILE, map_location=group.device)
         final = Path(folder) / ARTIFACT_DIR / "final.json"
-        metrics = json.loads(final.read_text()) if final.exists() else None
-    trainer.load_state_dict(state)
-    return metrics
-
-
-def inject_test_fault(epoch: int) -> None:
-    """Reliability tests only: `RANKSTUDY_TEST_FAULT=EPOCH:TIMES` raises at EPOCH, TIMES times.
-
-    The count is kept in a file per trial under $RANKSTUDY_TEST_FAULT_DIR, so it survives
-    the retries that Ray starts in fresh processes.
-    """
-    spec = os.environ.get("RANKSTUDY_TEST_FAULT")
-    if not spec:
-        return
-    at, times = (int(part) for part in spec.split(":"))
-    counter = Path(os.environ["RANKSTUDY_TEST_FAULT_DIR"]) / tune.get_context().get_trial_id()
-    raised = int(counter.read_text()) if counter.exists() else 0
-    if epoch == at and raised < times:
-        counter.write_text(str(raised + 1))
-        raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
-
-
-def injected_divergence_due(seed: int, next_epoch: int) -> bool:
-    """Reliability tests only: `RANKSTUDY_TEST_DIVERGE=SEED:EPOCH` (EPOCH >= 2) asks that run
-    SEED's weights turn NaN before its EPOCH-th epoch, as an overflow would."""
-    spec = os.environ.get("RANKSTUDY_TEST_DIVERGE")
-    if not spec:
-        return False
-    at_seed, at_epoch = (int(part) for part in spec.split(":"))
-    return seed == at_seed and next_epoch == at_epoch
-
-
-def poison(parameters: Iterable[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for p in parameters:
-            p.fill_(math.nan)
+        result = json.loads(final.read_text()) if final.exists() else None
+    group.load_member_states(state["members"])
+    return result, state["latest"]
 
 
 def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> dict[str, float]:

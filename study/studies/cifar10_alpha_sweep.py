@@ -12,31 +12,9 @@ flat until divergence.
 CIFAR-10 is downloaded by torchvision on first use.
 """
 
-from search_spaces import AlphaEscalation
-from study.spec import StudySpec
+import functools
 
-from ._presets import MNIST_SEEDS, images
-
-DEPTHS = (4, 8, 16, 32)
-LOW_RUNGS = (1.0, 10.0, 50.0)  # Fig. 3 rises with alpha up to ~100: rungs below it
-
+from ._images import alpha_sweep
 
 PRESETS = ("full", "smoke")
-
-
-def get_config(preset: str = "full") -> StudySpec:
-    smoke = preset == "smoke"
-    return StudySpec(
-        name="cifar10_alpha_sweep",
-        preset=preset,
-        figure="App. D, Fig. 7",
-        base=images("cifar10", preset, two_stage=True, init="orthogonal", init_scale=1.0),
-        plan=AlphaEscalation(
-            depths=(4, 16) if smoke else DEPTHS,
-            start=100.0,
-            step=100.0,
-            max_alpha=100.0 if smoke else 1000.0,
-            low_rungs=(50.0,) if smoke else LOW_RUNGS,
-        ),
-        seeds=(0,) if smoke else MNIST_SEEDS,
-    )
+get_config = functools.partial(alpha_sweep, "cifar10")

@@ -9,24 +9,9 @@ the best rank by supervision. The implicit method should land in that optimal ra
 CIFAR-10 is downloaded by torchvision on first use.
 """
 
-from search_spaces import Grid, explicit_sweep, vanilla
-from study.spec import StudySpec
+import functools
 
-from ._presets import MNIST_SEEDS, images
-
-KS = (2, 4, 8, 12, 16, 24, 32, 48, 64, 96)
-
+from ._images import explicit
 
 PRESETS = ("full", "smoke")
-
-
-def get_config(preset: str = "full") -> StudySpec:
-    smoke = preset == "smoke"
-    return StudySpec(
-        name="cifar10_explicit",
-        preset=preset,
-        figure="App. D, Fig. 8 (explicit baseline)",
-        base=images("cifar10", preset),
-        plan=Grid(vanilla() + explicit_sweep((4, 16) if smoke else KS)),
-        seeds=(0,) if smoke else MNIST_SEEDS,
-    )
+get_config = functools.partial(explicit, "cifar10")

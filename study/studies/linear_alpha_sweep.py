@@ -7,25 +7,20 @@ large an alpha diverges, which the study records rather than crashes on.
     python -m study.run linear_alpha_sweep --smoke    # CPU: ~1 min
 """
 
-from search_spaces import Grid, alpha_sweep
+from dataclasses import replace
+
+from search_spaces import alpha_sweep
+from study.plans import Grid
 from study.spec import StudySpec
 
 from ._presets import linear
 
-ALPHAS = (1.0, 2.0, 4.0, 8.0)
-
-
-PRESETS = ("full", "smoke")
+ALPHAS = {"full": (1.0, 2.0, 4.0, 8.0), "smoke": (1.0, 2.0)}
+SEEDS = {"full": (0, 1, 2), "smoke": (0,)}
+PRESETS = tuple(ALPHAS)
 
 
 def get_config(preset: str = "full") -> StudySpec:
-    smoke = preset == "smoke"
-    return StudySpec(
-        name="linear_alpha_sweep",
-        preset=preset,
-        figure="Fig. 1(d)",
-        base=linear(preset),
-        plan=Grid(alpha_sweep(16, ALPHAS[:2] if smoke else ALPHAS)),
-        seeds=(0,) if smoke else (0, 1, 2),
-        checkpoint_every=10,
-    )
+    plan = Grid(alpha_sweep(16, ALPHAS[preset]))
+    spec = StudySpec("linear_alpha_sweep", "Fig. 1(d)", linear(preset), plan, SEEDS[preset])
+    return replace(spec, preset=preset, checkpoint_every=10)

@@ -9,7 +9,8 @@ orthogonal init converges to rank 8 almost independently of N.
     python -m study.run linear_depth_sweep --smoke    # CPU: ~1 min
 """
 
-from search_spaces import Grid, depth_sweep, vanilla
+from search_spaces import depth_sweep, vanilla
+from study.plans import Grid
 from study.spec import StudySpec
 
 from ._presets import linear

@@ -13,32 +13,9 @@ divergence.
 MNIST from the data root.
 """
 
-from search_spaces import AlphaEscalation
-from study.spec import StudySpec
+import functools
 
-from ._presets import LAPTOP_SEEDS, MNIST_SEEDS, images
+from ._images import alpha_sweep
 
 PRESETS = ("full", "laptop", "smoke")
-DEPTHS = (4, 8, 16, 32)
-LOW_RUNGS = (1.0, 10.0, 50.0)  # Fig. 3 rises with alpha up to ~100: rungs below it
-LADDERS = {  # preset -> depths, low rungs, start, step, max alpha
-    "full": (DEPTHS, LOW_RUNGS, 100.0, 100.0, 1000.0),
-    # one N (the paper: alike for N > 8), one rung per decade: 6 runs, ~45 min on 2 cores
-    "laptop": ((16,), (10.0,), 100.0, 900.0, 1000.0),
-    "smoke": ((4, 16), (50.0,), 100.0, 100.0, 100.0),
-}
-SEEDS = {"full": MNIST_SEEDS, "laptop": LAPTOP_SEEDS, "smoke": (0,)}
-
-
-def get_config(preset: str = "full") -> StudySpec:
-    depths, low_rungs, start, step, max_alpha = LADDERS[preset]
-    return StudySpec(
-        name="mnist_alpha_sweep",
-        preset=preset,
-        figure="Fig. 3",
-        base=images("mnist", preset, two_stage=True, init="orthogonal", init_scale=1.0),
-        plan=AlphaEscalation(
-            depths=depths, start=start, step=step, max_alpha=max_alpha, low_rungs=low_rungs
-        ),
-        seeds=SEEDS[preset],
-    )
+get_config = functools.partial(alpha_sweep, "mnist")

@@ -9,24 +9,9 @@ and the best N differs between classification and FID: the problem the paper fix
 MNIST from the data root.
 """
 
-from search_spaces import Grid, depth_sweep, vanilla
-from study.spec import StudySpec
+import functools
 
-from ._presets import MNIST_SEEDS, images
-
-DEPTHS = (2, 4, 8, 16, 32)
-
+from ._images import depth_sweep
 
 PRESETS = ("full", "smoke")
-
-
-def get_config(preset: str = "full") -> StudySpec:
-    smoke = preset == "smoke"
-    return StudySpec(
-        name="mnist_depth_sweep",
-        preset=preset,
-        figure="Fig. 2",
-        base=images("mnist", preset),
-        plan=Grid(vanilla() + depth_sweep("standard", (2, 8) if smoke else DEPTHS)),
-        seeds=(0,) if smoke else MNIST_SEEDS,
-    )
+get_config = functools.partial(depth_sweep, "mnist")

@@ -10,26 +10,9 @@ the best rank by supervision. The implicit method should land in that optimal ra
 MNIST from the data root.
 """
 
-from search_spaces import Grid, explicit_sweep, vanilla
-from study.spec import StudySpec
+import functools
 
-from ._presets import LAPTOP_SEEDS, MNIST_SEEDS, images
+from ._images import explicit
 
 PRESETS = ("full", "laptop", "smoke")
-KS = {
-    "full": (2, 4, 8, 12, 16, 24, 32, 48, 64, 96),
-    "laptop": (2, 4, 8, 16, 32),  # brackets the ranks the laptop alpha sweep finds
-    "smoke": (4, 16),
-}
-SEEDS = {"full": MNIST_SEEDS, "laptop": LAPTOP_SEEDS, "smoke": (0,)}
-
-
-def get_config(preset: str = "full") -> StudySpec:
-    return StudySpec(
-        name="mnist_explicit",
-        preset=preset,
-        figure="Fig. 4 (explicit baseline)",
-        base=images("mnist", preset),
-        plan=Grid(vanilla() + explicit_sweep(KS[preset])),
-        seeds=SEEDS[preset],
-    )
+get_config = functools.partial(explicit, "mnist")

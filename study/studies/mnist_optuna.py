@@ -5,21 +5,17 @@ best honestly selected low-label accuracy (validation-selected, never test-selec
     python -m study.run mnist_optuna --smoke              # CPU: ~1.5 min
 """
 
-from search_spaces import OptunaSpace
+from study.plans import OptunaSpace
 from study.spec import StudySpec
 
 from ._presets import images
 
-PRESETS = ("full", "smoke")
+SAMPLES = {"full": 40, "smoke": 3}
+PRESETS = tuple(SAMPLES)
+FIGURE = "beyond the paper (Fig. 4's question, answered by search)"
 
 
 def get_config(preset: str = "full") -> StudySpec:
-    smoke = preset == "smoke"
-    return StudySpec(
-        name="mnist_optuna",
-        preset=preset,
-        figure="beyond the paper (Fig. 4's question, answered by search)",
-        base=images("mnist", preset, two_stage=False),
-        plan=OptunaSpace(metric="acc_selected", mode="max", num_samples=3 if smoke else 40),
-        seeds=(0,),
-    )
+    base = images("mnist", preset, two_stage=False)
+    plan = OptunaSpace(metric="acc_selected", mode="max", num_samples=SAMPLES[preset])
+    return StudySpec("mnist_optuna", FIGURE, base, plan, seeds=(0,), preset=preset)

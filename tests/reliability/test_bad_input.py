@@ -1,4 +1,4 @@
-"""Bad input (issue 7, item 5): one line naming the value and what is allowed, exit code 2,
+"""Bad input: one line naming the value and what is allowed, exit code 2,
 and nothing written to MLflow or the results storage. Checked before Ray starts."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["mnist_optuna", "--set", "alpha=3"], "varies alpha, bottleneck, depth, k, seed"),
         (["linear_depth_sweep", "--set", "seed=3"], "(give seeds with --seeds)"),
         (["linear_depth_sweep", "--set", "cuda_graph=true"], "cuda_graph=True needs optimizer"),
-        # non-finite, out of range, cross-field, duplicate (issue 13)
+        # non-finite, out of range, cross-field, duplicate
         (["linear_alpha_sweep", "--set", "lr=inf"], "lr=inf is invalid"),
         (["linear_depth_sweep", "--set", "synth_rank=300"], "synth_rank=300 is invalid"),
         (["linear_depth_sweep", "--max-failures", "-1"], "--max-failures -1 is invalid"),
@@ -188,7 +188,7 @@ def test_two_invocations_creating_one_new_store_at_once_both_succeed(tmp_path):
 
 
 def test_resume_without_a_name_takes_the_latest_started_invocation(tmp_path, monkeypatch):
-    from study import run
+    from study import invocations as run
 
     monkeypatch.chdir(tmp_path)
     older, newer = (

@@ -123,7 +123,7 @@ def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_p
         RANKSTUDY_TEST_FAULT="15:99", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 1
-    assert "2 trial(s) failed: orthogonal N=16 alpha=1.0" in out.stderr
+    assert "2 trial(s) failed: orthogonal-N16-a1-s" in out.stderr
     trials = runs(tmp_path, "linear_alpha_sweep")
     assert len(trials) == 2 and {r.info.status for r in trials} == {"FAILED"}
     assert all((faults / name).read_text() == "2" for name in os.listdir(faults))  # 1 + 1 retry

@@ -1,0 +1,49 @@
+"""What `--resume` needs of each invocation, kept in `.rankstudy/invocations/` of the
+working folder: `<run_name>.json` (the options it was started with and its MLflow parent
+run) and, for an Optuna plan, `<run_name>.optuna.db` (its study, `optuna.load_study`)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from rankae.config import ConfigError
+
+STATE_DIR = Path(".rankstudy") / "invocations"
+
+
+def new_invocation(study: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A fresh invocation record, named `<study>-<UTC time>-<hex>` (unique per invocation)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    run_name = f"{study}-{stamp}-{secrets.token_hex(2)}"
+    return {"run_name": run_name, "options": options, "parent_run_id": None}
+
+
+def optuna_db(run_name: str) -> Path:
+    """The Optuna study of an invocation (`optuna.load_study(study_name=run_name, ...)`)."""
+    return (STATE_DIR / f"{run_name}.optuna.db").absolute()
+
+
+def save_invocation(run_name: str, record: dict[str, Any]) -> Path:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    path = STATE_DIR / f"{run_name}.json"
+    path.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def find_invocation(study: str, which: str) -> dict[str, Any]:
+    """The named invocation, or the latest one started: by the UTC start time in its name
+    (`<study>-<YYYYmmdd-HHMMSS>-<hex>`), not by when its record was last written, so resuming
+    an older invocation does not make it the latest."""
+    found = STATE_DIR.glob(f"{study}-*.json") if STATE_DIR.is_dir() else []
+    candidates = sorted(found, key=lambda path: path.stem.removeprefix(f"{study}-"))
+    if which != "latest":
+        candidates = [c for c in candidates if c.stem == which]
+    if not candidates:
+        raise ConfigError(
+            f"--resume {which}: no earlier invocation of {study!r} in {STATE_DIR.absolute()}"
+        )
+    return json.loads(candidates[-1].read_text())

@@ -1,0 +1,255 @@
+"""A study's plan of trials, each kind knowing everything about itself.
+
+`Grid` (a fixed list of variants, each run once per seed), `AlphaEscalation` (Sec. 3.2: per
+N, alpha = start, start + step, ... until a run diverges) and `OptunaSpace` (k / N / alpha
+searched for the best downstream metric). A plan says which variants it can hand out (every
+one is built once before Ray starts, so a bad value fails early), how many trials it takes
+at most, how many can run at once, which config keys it varies, how it reads in words, its
+Ray Tune searcher, whether a finished set of trials completes it, and what its outcome adds
+to the results table. The rest of the service asks the plan; it never asks which kind it is.
+
+A variant is a dict of `RunConfig` overrides (`search_spaces` names the paper's);
+every trial config is `base | variant | seed | --set overrides`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from search_spaces import Variant
+
+if TYPE_CHECKING:
+    from ray.tune.search import Searcher
+
+    from .spec import StudySpec
+
+Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]  # config, result, errored
+Outcome = tuple[str, pd.DataFrame, dict[str, float]]  # title, table, parent-run metrics
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every variant, once per seed."""
+
+    variants: Sequence[Variant]
+    at_most = False  # always runs every trial
+    groups_seeds = True  # a trial may train several seeds side by side
+
+    def all_variants(self) -> list[Variant]:
+        return list(self.variants)
+
+    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
+        """Every run the plan can make: (variant, seed)."""
+        return [(variant, seed) for variant in self.all_variants() for seed in seeds]
+
+    def trial_count(self, seed_groups: int) -> int:
+        return len(self.variants) * seed_groups
+
+    def in_flight(self, runs: int, seeds: int) -> int:
+        return runs
+
+    def varied_keys(self) -> set[str]:
+        keys = {key for variant in self.variants for key in variant}
+        return {k for k in keys if len({repr(v.get(k)) for v in self.variants if k in v}) > 1}
+
+    def describe(self, seeds: int) -> list[str]:
+        return [f"grid: {len(self.variants)} configs x {seeds} seeds"] + [
+            f"  {variant}" for variant in self.variants
+        ]
+
+    def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher:
+        from .searchers import PlanSearcher
+
+        groups = spec.seed_groups()
+        return PlanSearcher([spec.trial_config(v, g) for v in self.variants for g in groups])
+
+    def tune_samples(self) -> int:
+        return -1  # the searcher says when it is done
+
+    def complete(self, spec: StudySpec, completed: Completed) -> bool:
+        from .searchers import replay_complete
+
+        return replay_complete(self.searcher(spec, None, "replay"), completed)
+
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
+        return []
+
+
+@dataclass(frozen=True)
+class AlphaEscalation:
+    """Sec. 3.2: for each N, alpha = start, start + step, ... until a run diverges.
+
+    `low_rungs` (below `start`) come first: Fig. 3's finding "performance improves with
+    alpha and converges after ~100" needs alphas under 100. A rung (one N, one alpha) runs
+    every seed; the next alpha starts only after the whole rung finished without a
+    divergence. The ladder ends at the first diverging rung (its alpha is the divergence
+    alpha; the one before is the largest stable alpha) or at `max_alpha`: then no
+    divergence alpha exists, only "no divergence up to max_alpha".
+    """
+
+    depths: Sequence[int]
+    start: float = 100.0
+    step: float = 100.0
+    max_alpha: float = 1000.0
+    low_rungs: tuple[float, ...] = ()
+    variant: Variant = field(
+        default_factory=lambda: {"bottleneck": "linear_net", "init": "orthogonal"}
+    )
+    at_most = True  # the ladder may stop at a divergence before its top
+    groups_seeds = True
+
+    def ladder(self) -> list[float]:
+        alphas, alpha = sorted(a for a in self.low_rungs if a < self.start), self.start
+        while alpha <= self.max_alpha + 1e-9:
+            alphas.append(alpha)
+            alpha += self.step
+        return alphas
+
+    def next_alpha(self, alpha: float) -> float | None:
+        """The rung after `alpha`, or None at the top of the ladder."""
+        return next((a for a in self.ladder() if a > alpha + 1e-9), None)
+
+    def rung(self, depth: int, alpha: float) -> Variant:
+        return {**self.variant, "depth": depth, "alpha": alpha}
+
+    def all_variants(self) -> list[Variant]:
+        """Every rung up to `max_alpha`."""
+        return [self.rung(n, a) for n in self.depths for a in self.ladder()]
+
+    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
+        """Every run up to the top of the ladder: (variant, seed)."""
+        return [(variant, seed) for variant in self.all_variants() for seed in seeds]
+
+    def trial_count(self, seed_groups: int) -> int:
+        """The most trials the ladder can take (every rung stable up to max_alpha)."""
+        return len(self.depths) * len(self.ladder()) * seed_groups
+
+    def in_flight(self, runs: int, seeds: int) -> int:
+        return len(self.depths) * seeds  # one rung per N at a time
+
+    def varied_keys(self) -> set[str]:
+        return {"depth", "alpha"}  # the searcher keys rungs on the trial's (N, alpha)
+
+    def describe(self, seeds: int) -> list[str]:
+        ladder = ", ".join(f"{a:g}" for a in self.ladder())
+        return [
+            f"alpha escalation per N in {list(self.depths)}: alpha = {ladder} "
+            f"(all {seeds} seeds per rung; stop at the first divergence)"
+        ]
+
+    def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher:
+        from .searchers import AlphaEscalationSearcher
+
+        return AlphaEscalationSearcher(spec)
+
+    def tune_samples(self) -> int:
+        return -1
+
+    def complete(self, spec: StudySpec, completed: Completed) -> bool:
+        from .searchers import replay_complete
+
+        return replay_complete(self.searcher(spec, None, "replay"), completed)
+
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
+        """The ladder per N, and its largest stable and divergence alphas as metrics."""
+        from analysis.compare import escalation_summary
+
+        ladder = escalation_summary(trials)
+        metrics: dict[str, float] = {}
+        for row in ladder.itertuples():
+            if row.largest_stable_alpha is not None:
+                metrics[f"largest_stable_alpha_N{row.depth}"] = row.largest_stable_alpha
+            if row.divergence_alpha is not None:
+                metrics[f"divergence_alpha_N{row.depth}"] = row.divergence_alpha
+        shown = ladder[["depth", "alphas_tried", "divergence", "largest_stable"]]
+        return [("alpha escalation", shown, metrics)]
+
+
+@dataclass(frozen=True)
+class OptunaSpace:
+    """Optuna over the bottleneck (explicit k, or orthogonal N and alpha) for a downstream metric.
+
+    `ranges` maps a config key to (low, high) for a number or a tuple of choices for a
+    category; `conditional` keys are sampled only when `bottleneck` takes that value.
+    """
+
+    metric: str = "acc_selected"
+    mode: str = "max"
+    num_samples: int = 40
+    bottlenecks: tuple[str, ...] = ("explicit", "linear_net")
+    conditional: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "explicit": {"k": (2, 128)},
+            "linear_net": {"depth": (2, 32), "alpha": (1.0, 500.0)},
+        }
+    )
+    fixed: Variant = field(default_factory=lambda: {"init": "orthogonal"})
+    at_most = False
+    groups_seeds = False  # a trial is one sampled config with one seed
+
+    def all_variants(self) -> list[Variant]:
+        """Each bottleneck at its ranges' low ends (what validation builds)."""
+        return [
+            {**self.fixed, "bottleneck": choice}
+            | {key: low for key, (low, _) in self.conditional.get(choice, {}).items()}
+            for choice in self.bottlenecks
+        ]
+
+    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
+        """`num_samples` runs of the first seed, priced as the first bottleneck (the
+        autoencoder around it costs the same for every sample)."""
+        return [(self.all_variants()[0], seeds[0])] * self.num_samples
+
+    def trial_count(self, seed_groups: int) -> int:
+        return self.num_samples
+
+    def in_flight(self, runs: int, seeds: int) -> int:
+        return runs
+
+    def varied_keys(self) -> set[str]:
+        return {"bottleneck"} | {key for space in self.conditional.values() for key in space}
+
+    def describe(self, seeds: int) -> list[str]:
+        return [
+            f"optuna: {self.num_samples} trials over {self.bottlenecks} "
+            f"{self.conditional}, {self.mode} {self.metric}"
+        ]
+
+    def define_by_run(self, trial: Any) -> Variant:
+        """Optuna define-by-run function: sample a bottleneck, then its own parameters."""
+        choice = trial.suggest_categorical("bottleneck", list(self.bottlenecks))
+        out: Variant = {**self.fixed, "bottleneck": choice}
+        for key, bounds in self.conditional.get(choice, {}).items():
+            low, high = bounds
+            if isinstance(low, int) and isinstance(high, int):
+                out[key] = trial.suggest_int(key, low, high, log=True)
+            else:
+                out[key] = trial.suggest_float(key, low, high, log=True)
+        return out
+
+    def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher:
+        from .searchers import FinalMetricOptuna
+
+        space = functools.partial(_sampled_trial, spec)
+        return FinalMetricOptuna(space, self.metric, self.mode, spec.seeds[0], storage_url, name)
+
+    def tune_samples(self) -> int:
+        return self.num_samples
+
+    def complete(self, spec: StudySpec, completed: Completed) -> bool:
+        return len(completed) >= self.num_samples
+
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
+        return []
+
+
+def _sampled_trial(spec: StudySpec, trial: Any) -> dict[str, Any]:
+    return spec.trial_config(spec.plan.define_by_run(trial), spec.seeds[:1])
+
+
+Plan = Grid | AlphaEscalation | OptunaSpace

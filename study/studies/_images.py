@@ -1,0 +1,63 @@
+"""The paper's three image studies, parameterised by dataset (MNIST: Sec. 3; CIFAR-10: App. D).
+
+Each named module (`mnist_depth_sweep`, `cifar10_explicit`, ...) is one of these with its
+dataset bound, its own docstring giving the command and how long it takes.
+"""
+
+from __future__ import annotations
+
+from rankae.config import RunConfig
+from search_spaces import depth_sweep as standard_over_depth
+from search_spaces import explicit_sweep, vanilla
+from study.plans import AlphaEscalation, Grid, Plan
+from study.spec import StudySpec
+
+from ._presets import LAPTOP_SEEDS, MNIST_SEEDS, images
+
+FIGURES = {  # study kind -> dataset -> the figure it reproduces
+    "depth_sweep": {"mnist": "Fig. 2", "cifar10": "App. D, Fig. 6"},
+    "alpha_sweep": {"mnist": "Fig. 3", "cifar10": "App. D, Fig. 7"},
+    "explicit": {
+        "mnist": "Fig. 4 (explicit baseline)",
+        "cifar10": "App. D, Fig. 8 (explicit baseline)",
+    },
+}
+SEEDS = {"full": MNIST_SEEDS, "laptop": LAPTOP_SEEDS, "smoke": (0,)}
+DEPTHS = {"full": (2, 4, 8, 16, 32), "smoke": (2, 8)}
+KS = {
+    "full": (2, 4, 8, 12, 16, 24, 32, 48, 64, 96),
+    "laptop": (2, 4, 8, 16, 32),  # brackets the ranks the laptop alpha sweep finds
+    "smoke": (4, 16),
+}
+LADDERS = {  # preset -> depths, low rungs, start, step, max alpha
+    # Fig. 3 rises with alpha up to ~100: rungs below it, then +100 until a divergence
+    "full": ((4, 8, 16, 32), (1.0, 10.0, 50.0), 100.0, 100.0, 1000.0),
+    # one N (the paper: alike for N > 8), one rung per decade: 6 runs, ~45 min on 2 cores
+    "laptop": ((16,), (10.0,), 100.0, 900.0, 1000.0),
+    "smoke": ((4, 16), (50.0,), 100.0, 100.0, 100.0),
+}
+
+
+def depth_sweep(dataset: str, preset: str = "full") -> StudySpec:
+    """Vanilla and standard (PyTorch default) init over depth N, judged downstream."""
+    plan = Grid(vanilla() + standard_over_depth("standard", DEPTHS[preset]))
+    return _spec("depth_sweep", dataset, preset, images(dataset, preset), plan)
+
+
+def explicit(dataset: str, preset: str = "full") -> StudySpec:
+    """The explicit d -> k -> d bottleneck over k, plus vanilla."""
+    plan = Grid(vanilla() + explicit_sweep(KS[preset]))
+    return _spec("explicit", dataset, preset, images(dataset, preset), plan)
+
+
+def alpha_sweep(dataset: str, preset: str = "full") -> StudySpec:
+    """Orthogonal init + alpha + lr / N, two-stage, alpha escalated per N (Sec. 3.2)."""
+    depths, low_rungs, start, step, top = LADDERS[preset]
+    plan = AlphaEscalation(depths, start, step, top, low_rungs)
+    base = images(dataset, preset, two_stage=True, init="orthogonal", init_scale=1.0)
+    return _spec("alpha_sweep", dataset, preset, base, plan)
+
+
+def _spec(kind: str, dataset: str, preset: str, base: RunConfig, plan: Plan) -> StudySpec:
+    name, figure = f"{dataset}_{kind}", FIGURES[kind][dataset]
+    return StudySpec(name, figure, base, plan, seeds=SEEDS[preset], preset=preset)

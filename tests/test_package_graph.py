@@ -1,0 +1,64 @@
+"""The packages depend one way: study -> trainables -> rankae, study -> analysis -> rankae,
+search_spaces is data; rankae imports no Ray. Read from the source's imports (function-level
+and type-checking ones included), so a lazy import cannot hide a cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("rankae", "trainables", "study", "analysis", "search_spaces")
+ALLOWED = {
+    "rankae": set(),
+    "search_spaces": set(),
+    "trainables": {"rankae"},
+    "analysis": {"rankae"},
+    "study": {"rankae", "trainables", "analysis", "search_spaces"},
+}
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Top-level module names each file of `package` imports (relative imports resolved)."""
+    out = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                names.add(package if node.level else (node.module or "").split(".")[0])
+        out[str(path.relative_to(ROOT))] = names
+    return out
+
+
+def test_each_package_imports_only_the_packages_below_it() -> None:
+    wrong = {
+        file: sorted(names & set(PACKAGES) - ALLOWED[package] - {package})
+        for package in PACKAGES
+        for file, names in imported_modules(package).items()
+    }
+    assert {file: found for file, found in wrong.items() if found} == {}
+
+
+def test_the_package_graph_has_no_cycle() -> None:
+    edges = {
+        package: set().union(*imported_modules(package).values()) & set(PACKAGES) - {package}
+        for package in PACKAGES
+    }
+    done: set[str] = set()
+
+    def visit(package: str, path: tuple[str, ...]) -> None:
+        assert package not in path, f"import cycle: {' -> '.join((*path, package))}"
+        if package not in done:
+            for below in edges[package]:
+                visit(below, (*path, package))
+            done.add(package)
+
+    for package in PACKAGES:
+        visit(package, ())
+
+
+def test_the_model_package_imports_no_ray() -> None:
+    users = [file for file, names in imported_modules("rankae").items() if "ray" in names]
+    assert users == []
