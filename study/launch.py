@@ -122,7 +122,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     from ray import tune
 
     from analysis.load import default_tracking_uri
-    from trainables import train_autoencoder
+    from trainables.autoencoder import train_autoencoder
     from trainables.contract import trial_name
 
     from .searchers import plan_complete

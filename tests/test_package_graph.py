@@ -62,3 +62,18 @@ def test_the_package_graph_has_no_cycle() -> None:
 def test_the_model_package_imports_no_ray() -> None:
     users = [file for file, names in imported_modules("rankae").items() if "ray" in names]
     assert users == []
+
+
+def test_planning_a_study_imports_no_ray() -> None:
+    """Ray reads its node-address switch when imported (study/launch.py sets it first), so
+    resolving a study from the CLI must not import it on the way."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys; from study.run import resolve_spec; "
+        "resolve_spec({'name': 'linear_alpha_sweep', 'smoke': True}); "
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]

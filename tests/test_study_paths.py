@@ -19,6 +19,7 @@ from study.plans import AlphaEscalation, Grid, OptunaSpace
 from study.searchers import AlphaEscalationSearcher, plan_complete
 from study.spec import StudySpec
 from study.studies import config
+from trainables.contract import trial_result
 
 BASE = linear_synthetic(synth_dim=16, latent_dim=8, depth=2, epochs=1)
 
@@ -31,7 +32,8 @@ def escalation_spec() -> StudySpec:
 def rung(spec: StudySpec, depth: int, alpha: float, diverged_seed: int | None = None) -> list:
     """The completed trials of one rung, as Tune's ResultGrid gives them."""
     configs = AlphaEscalationSearcher(spec)._rung(depth, alpha)
-    return [(c, {"diverged": float(c["seed"] == diverged_seed)}, False) for c in configs]
+    return [(c, trial_result({str(c["seed"]): {"diverged": float(c["seed"] == diverged_seed),
+                                               "epoch": 1}}), False) for c in configs]  # fmt: skip
 
 
 # -- when a plan is finished (replayed from the completed trials, any storage) -----------
