@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-DATASETS = ("synthetic", "digits", "mnist", "cifar10")
-ARCHITECTURES = ("linear", "mnist_conv", "cifar_conv")
+DATASETS = ("synthetic", "digits", "mnist", "cifar10", "user")
+ARCHITECTURES = ("linear", "mnist_conv", "cifar_conv", "mlp")
 CONV_CHANNELS = {"mnist_conv": 1, "cifar_conv": 3}  # input (and output) channels
+# the settings that only dataset='user' reads (a value given elsewhere is a mistake)
+USER_DATA_SETTINGS = ("data_path", "labels_path")
 BOTTLENECKS = ("vanilla", "linear_net", "explicit")
 INITS = ("standard", "he_normal", "orthogonal")
 OPTIMIZERS = ("gd", "adam")
@@ -44,13 +46,30 @@ class RunConfig:
     """Everything one autoencoder run needs. Field names are the `--set` keys."""
 
     # --- data -------------------------------------------------------------------
-    dataset: str = setting("mnist", "the data", choices=DATASETS)
+    dataset: str = setting("mnist", "the data (user: the data from data_path)", choices=DATASETS)
     data_root: str | None = setting(
         None, "data folder (None: $RANKSTUDY_DATA_ROOT or ~/.cache/rankstudy/data)"
     )
+    data_path: str | None = setting(
+        None,
+        "a user's data for dataset='user': an image folder, a .npy/.npz file or "
+        "torchvision:NAME (rankae.userdata)",
+    )
+    labels_path: str | None = setting(
+        None, "dataset='user': a .npy of n integer class labels (optional; overrides the data's)"
+    )
+    eval_fraction: float = setting(
+        0.2,
+        "dataset='user': the share held out as the evaluation/test split, drawn with data_seed",
+        open_unit=True,
+    )
     n_train: int | None = setting(None, "training images used (None: the whole split)", at_least=2)
     n_eval: int = setting(10_000, "test images whose codes give the latent spectrum", at_least=2)
-    data_seed: int = setting(0, "synthetic data draw (independent of the model seed)", at_least=0)
+    data_seed: int = setting(
+        0,
+        "synthetic data draw, and the user data's train/eval split (independent of the model seed)",
+        at_least=0,
+    )
     synth_samples: int = setting(64, "synthetic: n samples (Sec. 3.1)", at_least=2)
     synth_dim: int = setting(256, "synthetic: input dimension D", at_least=1)
     synth_rank: int = setting(8, "synthetic: rank r of X = X1 X2, <= min(n, D)", at_least=1)
@@ -58,7 +77,10 @@ class RunConfig:
 
     # --- model ------------------------------------------------------------------
     architecture: str = setting(
-        "mnist_conv", "the autoencoder (linear for synthetic data)", choices=ARCHITECTURES
+        "mnist_conv",
+        "the autoencoder (linear: synthetic data; mlp: a user's vectors, "
+        "rankae.models.mlp_encoder_decoder, input width from the data)",
+        choices=ARCHITECTURES,
     )
     latent_dim: int = setting(128, "d, the latent code's width", at_least=1)
     bottleneck: str = setting(
@@ -234,17 +256,7 @@ class RunConfig:
             raise ConfigError(
                 f"two_stage=True needs bottleneck='linear_net', got bottleneck={self.bottleneck!r}"
             )
-        expected = {"synthetic": "linear"}.get(self.dataset)
-        if expected and self.architecture != expected:
-            raise ConfigError(
-                f"architecture={self.architecture!r} cannot read dataset={self.dataset!r}: "
-                f"use architecture='{expected}'"
-            )
-        if self.dataset != "synthetic" and self.architecture == "linear":
-            raise ConfigError(
-                f"architecture='linear' is for dataset='synthetic', not {self.dataset!r}: "
-                f"use 'mnist_conv' or 'cifar_conv'"
-            )
+        self._check_data_and_architecture()
         channels = {"mnist": 1, "digits": 1, "cifar10": 3}.get(self.dataset)
         arch_channels = CONV_CHANNELS.get(self.architecture)
         if channels and arch_channels and channels != arch_channels:
@@ -253,6 +265,42 @@ class RunConfig:
                 f"dataset={self.dataset!r} has {channels}"
             )
         return self
+
+    def _check_data_and_architecture(self) -> None:
+        """Which dataset goes with which architecture and data settings. A user's data is
+        only read by `rankae.engine.load_run_data`, which checks its kind and channels."""
+        if self.dataset == "user" and self.data_path is None:
+            raise ConfigError(
+                "data_path=None is invalid for dataset='user': give an image folder, a "
+                ".npy/.npz file or torchvision:NAME"
+            )
+        for name in USER_DATA_SETTINGS:
+            value = getattr(self, name)
+            if value is not None and self.dataset != "user":
+                raise ConfigError(
+                    f"{name}={value!r} is only for dataset='user', not dataset={self.dataset!r}"
+                )
+        if self.architecture == "mlp" and self.dataset != "user":
+            raise ConfigError(
+                f"architecture='mlp' is for a user's vectors (dataset='user'), not "
+                f"dataset={self.dataset!r}: use 'mnist_conv' or 'cifar_conv'"
+            )
+        expected = {"synthetic": "linear"}.get(self.dataset)
+        if expected and self.architecture != expected:
+            raise ConfigError(
+                f"architecture={self.architecture!r} cannot read dataset={self.dataset!r}: "
+                f"use architecture='{expected}'"
+            )
+        if self.dataset == "user" and self.architecture == "linear":
+            raise ConfigError(
+                "architecture='linear' is for dataset='synthetic', not 'user': use 'mlp' for "
+                "vectors, 'mnist_conv' or 'cifar_conv' for 1- or 3-channel images"
+            )
+        if self.dataset != "synthetic" and self.architecture == "linear":
+            raise ConfigError(
+                f"architecture='linear' is for dataset='synthetic', not {self.dataset!r}: "
+                f"use 'mnist_conv' or 'cifar_conv'"
+            )
 
 
 def linear_synthetic(**changes: Any) -> RunConfig:

@@ -32,7 +32,7 @@ class DataNotFoundError(RuntimeError):
 
 @dataclass(frozen=True)
 class ImageSet:
-    images: torch.Tensor  # (n, c, 32, 32), values in [0, 1]
+    images: torch.Tensor  # (n, c, 32, 32), values in [0, 1]; or a user's vectors (n, D)
     labels: torch.Tensor  # (n,), int64
 
     def __len__(self) -> int:

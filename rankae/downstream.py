@@ -26,20 +26,32 @@ from sklearn.mixture import GaussianMixture
 from torch import nn
 
 
-def select_labelled(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+def select_labelled(labels: torch.Tensor, n: int, seed: int, cap: bool = False) -> torch.Tensor:
     """Indices of n class-balanced training examples, the same for the same seed.
 
     Each of the C classes gets n // C examples, drawn uniformly without replacement;
     the n % C left over go one each to classes picked by the same seeded generator.
-    Returned sorted (dataset order). Raises if a class has too few examples.
+    Returned sorted (dataset order). Without `cap`, n larger than the pool or a class with
+    too few examples for its quota raises.
+
+    With `cap=True` (a user's small or unbalanced data) n is capped at the pool's size and
+    the balance is kept as far as the pool allows: a class with fewer examples than its
+    quota gives all it has, and the shortfall is shared out evenly (same rule) among the
+    classes that have more. While every class can fill n // C + 1 the result is exactly the
+    uncapped one.
     """
     labels = labels.detach().cpu()
+    if cap:
+        n = min(n, labels.numel())
     if not 0 < n <= labels.numel():
         raise ValueError(f"n={n} is invalid: need 1 <= n <= {labels.numel()} (labelled pool)")
     classes = torch.unique(labels)
+    sizes = torch.stack([(labels == cls).sum() for cls in classes])
     gen = torch.Generator().manual_seed(seed)
     quota = torch.full((len(classes),), n // len(classes), dtype=torch.long)
     quota[torch.randperm(len(classes), generator=gen)[: n % len(classes)]] += 1
+    if cap:
+        quota = _fill_quotas(quota, sizes, n, gen)
     chosen = []
     for cls, k in zip(classes.tolist(), quota.tolist(), strict=True):
         members = torch.nonzero(labels == cls).flatten()
@@ -49,6 +61,19 @@ def select_labelled(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
             )
         chosen.append(members[torch.randperm(members.numel(), generator=gen)[:k]])
     return torch.sort(torch.cat(chosen)).values
+
+
+def _fill_quotas(
+    quota: torch.Tensor, sizes: torch.Tensor, n: int, gen: torch.Generator
+) -> torch.Tensor:
+    """Quotas capped at the class sizes, the shortfall shared out evenly (n <= sizes.sum())."""
+    quota = torch.minimum(quota, sizes)
+    while (missing := n - int(quota.sum())) > 0:
+        room = torch.nonzero(quota < sizes).flatten()
+        extra = torch.full((len(room),), missing // len(room), dtype=torch.long)
+        extra[torch.randperm(len(room), generator=gen)[: missing % len(room)]] += 1
+        quota[room] = torch.minimum(quota[room] + extra, sizes[room])
+    return quota
 
 
 def _stratified_split(

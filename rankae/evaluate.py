@@ -10,6 +10,12 @@
 - Sampling: a GaussianMixture(4, full) is fitted to the training set's z_N, `fid_samples`
   codes are drawn and decoded, and FID is measured against the first `fid_reference`
   training images (all of them by default), whose Inception statistics are cached.
+
+A user's data (dataset='user') gets what applies to it: classification only where the data
+has labels (`RunData.has_labels`), FID and the image grids only for images (an Inception
+network on vectors measures nothing). The returned dict simply lacks the metrics that do
+not apply; the labelled set is capped at the training split's size, class-balanced as far
+as its classes allow (`select_labelled(cap=True)`).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def classifier_inputs(trainer: Trainer) -> dict[str, tuple[torch.Tensor, ...]]:
     part on the 10,000 test images, runs once for both sites).
     """
     cfg, train, test = trainer.config, trainer.data.train, trainer.data.test
-    labelled = select_labelled(train.labels.cpu(), min(cfg.classifier_labels, len(train)), cfg.seed)
+    labelled = select_labelled(train.labels.cpu(), cfg.classifier_labels, cfg.seed, cap=True)
     labels = train.labels[labelled.to(train.labels.device)]
     z_train = trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck=True)
     z_test = trainer.codes(test.images, before_bottleneck=True)
@@ -92,14 +98,23 @@ def sample_fid(trainer: Trainer, samples: torch.Tensor) -> float:
     cfg = trainer.config
     reference = trainer.data.train.images[: cfg.fid_reference]
     extractor = feature_extractor(trainer.device)
-    name = f"{cfg.dataset}-train-{len(reference)}"
+    dataset = cfg.dataset
+    if dataset == "user":  # the cache is keyed by the images' hash; the name is for people
+        dataset = "user-" + Path(str(cfg.data_path).removeprefix("torchvision:")).stem
+    name = f"{dataset}-train-{len(reference)}"
     stats = reference_statistics(name, reference.float(), extractor)
     return fid_against(samples.float(), stats.stats, extractor)
 
 
 def evaluate_downstream(trainer: Trainer, artifact_dir: Path | None = None) -> dict[str, float]:
-    """Accuracies at both code sites, fid (at fid_samples samples); grid into artifact_dir."""
-    metrics = classify(trainer)
+    """Accuracies at both code sites, fid (at fid_samples samples); grid into artifact_dir.
+
+    Accuracies only with labels (`trainer.data.has_labels`); fid, fid_samples and the grid
+    only for images: for unlabelled vectors the dict is empty.
+    """
+    metrics = classify(trainer) if trainer.data.has_labels else {}
+    if trainer.data.kind != "images":
+        return metrics
     samples = sample_images(trainer)
     metrics["fid"] = sample_fid(trainer, samples)
     metrics["fid_samples"] = len(samples)
@@ -110,7 +125,10 @@ def evaluate_downstream(trainer: Trainer, artifact_dir: Path | None = None) -> d
 
 
 def save_reconstructions(trainer: Trainer, path: Path) -> None:
-    """Evaluation images (odd rows) above their reconstructions (even rows)."""
+    """Evaluation images (odd rows) above their reconstructions (even rows); nothing is
+    written for vectors."""
+    if trainer.data.kind != "images":
+        return
     originals = trainer.data.eval_inputs[: GRID_IMAGES // 2]
     with torch.no_grad():
         trainer.model.eval()

@@ -9,9 +9,9 @@ Architectures by name:
 - `cifar_conv`: the same model with 3 input and 3 output channels. The paper says only
   "changes to accommodate RGB image channels"; this is the most literal reading (the
   IRMAE repository has no CIFAR-10 model).
-- `mlp_encoder_decoder` (vectors, e.g. a user's own standardised features; not yet a
-  RunConfig architecture): D -> 256 -> 128 -> d with ReLU and biases, decoder mirrored,
-  no output activation (`MLP_HIDDEN`).
+- `mlp`: vectors (a user's own standardised features, dataset='user'), via
+  `mlp_encoder_decoder`: D -> 256 -> 128 -> d with ReLU and biases, decoder mirrored, no
+  output activation (`MLP_HIDDEN`); the input width D comes from the data.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ def build_bottleneck(config: RunConfig, generator: torch.Generator | None = None
 def build_autoencoder(config: RunConfig, input_dim: int | None = None) -> Autoencoder:
     """Build the model for `config`, seeded by `config.seed`, in `config.dtype`, on the CPU.
 
+    `input_dim` is the input width where the architecture takes it from the data: the
+    synthetic D for `linear` (default `config.synth_dim`), the vectors' D for `mlp` (needed).
+
     Everything is initialised under a forked RNG seeded with `config.seed`, so the same
     config always gives the same weights and the caller's RNG is untouched.
     """
@@ -107,6 +110,10 @@ def build_autoencoder(config: RunConfig, input_dim: int | None = None) -> Autoen
             encoder, decoder = linear_encoder_decoder(
                 input_dim or config.synth_dim, config.latent_dim
             )
+        elif config.architecture == "mlp":
+            if input_dim is None:
+                raise ValueError("architecture='mlp' needs input_dim: the vectors' width D")
+            encoder, decoder = mlp_encoder_decoder(input_dim, config.latent_dim)
         else:
             channels = CONV_CHANNELS[config.architecture]
             encoder, decoder = conv_encoder_decoder(channels, config.latent_dim)

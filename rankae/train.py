@@ -2,11 +2,14 @@
 
     python -m rankae.train --dataset synthetic --bottleneck orthogonal --depth 16 --alpha 2 \
         --steps 10000
+    python -m rankae.train --dataset user --data-path X.npy --architecture mlp --epochs 2
 
 Every `RunConfig` field is a flag (`--field-name`), so a notebook, a trial and this command
 name values the same way. `--dataset synthetic` starts from the paper's App. B settings
 (`linear_synthetic()`: full-batch GD, lr 0.03, c = 1e-3, float64); other datasets start from
-the `RunConfig` defaults (App. C). `--bottleneck orthogonal|standard|he_normal` is shorthand
+the `RunConfig` defaults (App. C); `--dataset user` reads `--data-path` (an image folder,
+.npy/.npz or torchvision:NAME; vectors need `--architecture mlp`, images the conv AE with
+their channels). `--bottleneck orthogonal|standard|he_normal` is shorthand
 for `--bottleneck linear_net --init ...`. `--steps` counts full-batch GD steps
 (= epochs * gd_steps_per_epoch). Bad values exit with status 2 and a one-line message.
 """

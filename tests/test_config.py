@@ -107,7 +107,7 @@ def test_every_setting_is_described_with_its_default_and_allowed_values(capsys):
         "1.0",
         "alpha of the reparameterisation W = alpha W' (Eq. 4); > 0",
     )
-    assert described["dataset"][1].endswith("one of synthetic, digits, mnist, cifar10")
+    assert described["dataset"][1].endswith("one of synthetic, digits, mnist, cifar10, user")
     assert described["n_train"][1].endswith("None or integer >= 2")
     help_text = " ".join(build_parser().format_help().split())
     assert main(["--keys"]) == 0
