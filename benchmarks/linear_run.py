@@ -1,4 +1,5 @@
-"""Time the linear study's acceptance run (rank 8 at every N) and print it as a row for docs/benchmarks.md.
+"""Time the linear study's acceptance run (rank 8 at every N) and print it as a row for
+docs/benchmarks.md.
 
     python benchmarks/linear_run.py
 

@@ -15,8 +15,8 @@ Rates:
   the encoder's ms per image without gradients, fp64 and fp32.
 - kept from study.cost (measured in whole studies, docs/benchmarks.md): the classifiers',
   FID features', per-trial and per-study costs.
-- taken from the H100 table in docs/benchmarks.md, not measured here (no GPU needed): the naive loop at
-  164 fp64 model-steps/s (study.cost's GPU rate) and K=40 vmap + CUDA graph at 735.
+- taken from the H100 table in docs/benchmarks.md, not measured here (no GPU needed): the
+  naive loop at 164 fp64 model-steps/s (study.cost's GPU rate) and K=40 vmap + CUDA graph at 735.
 Linear studies get no GPU estimate (study.cost: launch-bound, CPU is as fast).
 """
 

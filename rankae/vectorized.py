@@ -1,8 +1,8 @@
 """Train K runs of one config in one vectorised step: seeds (and alpha, init scale) side by side.
 
 Why: the paper's studies repeat one small model over 10 seeds and an alpha ladder. One model
-per optimiser step leaves a GPU launch-bound (docs/benchmarks.md); stacking K members' parameters and
-running their forward, backward and optimiser step as one batched computation
+per optimiser step leaves a GPU launch-bound (docs/benchmarks.md); stacking K members'
+parameters and running their forward, backward and optimiser step as one batched computation
 (`torch.func.stack_module_state` + `functional_call` + `vmap`) does K models' work per launch.
 
 What stays exactly as K separate `Trainer` runs (tests/test_vectorized.py checks it):
