@@ -9,6 +9,7 @@ Validation happens once, in `RunConfig.validate()`, with messages a person can a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import typing
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ DTYPES = ("float64", "float32")
 # the settings only one bottleneck has: a vanilla run has no depth, alpha or k
 SUBNETWORK_SETTINGS = frozenset({"init", "depth", "alpha", "init_scale", "depth_lr_scaling"})
 EXPLICIT_SETTINGS = frozenset({"k"})
+TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})  # parse_value
 
 
 class ConfigError(ValueError):
@@ -357,27 +359,32 @@ def parse_value(key: str, text: str) -> Any:
     """A RunConfig value from text, typed by the field's annotation: the one coercion of
     `--set key=value`, `rankae.train`'s flags and MLflow's string params. Range checks are
     `validate()`'s."""
-    hints = typing.get_type_hints(RunConfig)
+    hints = _field_types()
     if key not in hints:
         names = ", ".join(f.name for f in fields(RunConfig))
         raise ConfigError(f"{key!r} is not a config value; allowed: {names}")
-    kind = str(hints[key])
+    kind = hints[key]
     raw = text.strip()
     if raw.lower() in ("none", "null") and "None" in kind:
         return None
-    name = "bool" if "bool" in kind else "int" if "int" in kind else "float"
+    if "bool" in kind:
+        if raw.lower() in TRUE | FALSE:
+            return raw.lower() in TRUE
+        raise ConfigError(f"{key}={raw!r} is invalid: {key} takes a bool")
+    number = int if "int" in kind else float if "float" in kind else None
+    if number is None:
+        return raw  # a str setting
     try:
-        if name == "bool" and raw.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return raw.lower() in ("true", "1", "yes")
-        if "bool" in kind:
-            raise ValueError
-        if "int" in kind:
-            return int(raw)
-        if "float" in kind:
-            return float(raw)
+        return number(raw)
     except ValueError:
-        raise ConfigError(f"{key}={raw!r} is invalid: {key} takes a {name}") from None
-    return raw
+        raise ConfigError(f"{key}={raw!r} is invalid: {key} takes a {number.__name__}") from None
+
+
+@functools.cache
+def _field_types() -> dict[str, str]:
+    """Each RunConfig field's annotation as text (resolved once: the analysis types every
+    param of every run it reads)."""
+    return {name: str(hint) for name, hint in typing.get_type_hints(RunConfig).items()}
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -32,20 +32,38 @@ Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]  # config, 
 Outcome = tuple[str, pd.DataFrame, dict[str, float]]  # title, table, parent-run metrics
 
 
-@dataclass(frozen=True)
-class Grid:
-    """Every variant, once per seed."""
+class _ReplayedPlan:
+    """What the grid and the escalation share: every run of every seed up to the plan's
+    bound, a searcher that says itself when it is done, and completion judged by replaying
+    that searcher over the finished trials."""
 
-    variants: Sequence[Variant]
-    at_most = False  # always runs every trial
+    at_most = False
     groups_seeds = True  # a trial may train several seeds side by side
-
-    def all_variants(self) -> list[Variant]:
-        return list(self.variants)
 
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
         """Every run the plan can make: (variant, seed)."""
         return [(variant, seed) for variant in self.all_variants() for seed in seeds]
+
+    def tune_samples(self) -> int:
+        return -1  # the searcher says when it is done
+
+    def complete(self, spec: StudySpec, completed: Completed) -> bool:
+        from .searchers import replay_complete
+
+        return replay_complete(self.searcher(spec, None, "replay"), completed)
+
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
+        return []
+
+
+@dataclass(frozen=True)
+class Grid(_ReplayedPlan):
+    """Every variant, once per seed."""
+
+    variants: Sequence[Variant]
+
+    def all_variants(self) -> list[Variant]:
+        return list(self.variants)
 
     def trial_count(self, seed_groups: int) -> int:
         return len(self.variants) * seed_groups
@@ -68,20 +86,9 @@ class Grid:
         groups = spec.seed_groups()
         return PlanSearcher([spec.trial_config(v, g) for v in self.variants for g in groups])
 
-    def tune_samples(self) -> int:
-        return -1  # the searcher says when it is done
-
-    def complete(self, spec: StudySpec, completed: Completed) -> bool:
-        from .searchers import replay_complete
-
-        return replay_complete(self.searcher(spec, None, "replay"), completed)
-
-    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
-        return []
-
 
 @dataclass(frozen=True)
-class AlphaEscalation:
+class AlphaEscalation(_ReplayedPlan):
     """Sec. 3.2: for each N, alpha = start, start + step, ... until a run diverges.
 
     `low_rungs` (below `start`) come first: Fig. 3's finding "performance improves with
@@ -101,7 +108,6 @@ class AlphaEscalation:
         default_factory=lambda: {"bottleneck": "linear_net", "init": "orthogonal"}
     )
     at_most = True  # the ladder may stop at a divergence before its top
-    groups_seeds = True
 
     def ladder(self) -> list[float]:
         alphas, alpha = sorted(a for a in self.low_rungs if a < self.start), self.start
@@ -120,10 +126,6 @@ class AlphaEscalation:
     def all_variants(self) -> list[Variant]:
         """Every rung up to `max_alpha`."""
         return [self.rung(n, a) for n in self.depths for a in self.ladder()]
-
-    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
-        """Every run up to the top of the ladder: (variant, seed)."""
-        return [(variant, seed) for variant in self.all_variants() for seed in seeds]
 
     def trial_count(self, seed_groups: int) -> int:
         """The most trials the ladder can take (every rung stable up to max_alpha)."""
@@ -146,14 +148,6 @@ class AlphaEscalation:
         from .searchers import AlphaEscalationSearcher
 
         return AlphaEscalationSearcher(spec)
-
-    def tune_samples(self) -> int:
-        return -1
-
-    def complete(self, spec: StudySpec, completed: Completed) -> bool:
-        from .searchers import replay_complete
-
-        return replay_complete(self.searcher(spec, None, "replay"), completed)
 
     def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
         """The ladder per N, and its largest stable and divergence alphas as metrics."""
