@@ -26,15 +26,14 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from rankae.config import RunConfig
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, RECOVERY_METRICS, SWITCH_METRICS
 from trainables.contract import (
-    CHECKPOINT_EVERY_KEY,
     GROUP_SEEDS_KEY,
     member_artifacts,
     member_configs,
     member_results,
     member_seeds,
+    run_config_of,
 )
 
 log = logging.getLogger("rankstudy")  # the driver's console (study.run.setup_logging)
@@ -67,15 +66,10 @@ def code_version() -> str:
     return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
-def run_config(config: dict[str, Any]) -> RunConfig:
-    """The RunConfig of one member's config (the trial contract's keys left out)."""
-    return RunConfig.from_dict({k: v for k, v in config.items() if k != CHECKPOINT_EVERY_KEY})
-
-
 def run_params(config: dict[str, Any]) -> dict[str, str]:
     """A run's MLflow params: its config, less the settings of a bottleneck it does not have
     (a vanilla run has no depth or alpha to show)."""
-    unused = run_config(config).unused_settings
+    unused = run_config_of(config).unused_settings
     return {key: str(value) for key, value in sorted(config.items()) if key not in unused}
 
 
@@ -144,12 +138,12 @@ class MlflowTracker(tune.Callback):
                 "trial_id": trial_id,
                 "role": "trial",
                 "diverged": "false",
-                "method": run_config(config).method,
+                "method": run_config_of(config).method,
                 **{k: v for k, v in run_params(config).items() if k in TRIAL_TAGS},
             }
             if len(member_seeds(group)) > 1:  # trained side by side with these seeds
                 tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in member_seeds(group))
-            name = run_config(config).label()
+            name = run_config_of(config).label()
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
             params = [Param(k, v) for k, v in run_params(config).items()]
@@ -248,7 +242,7 @@ class MlflowTracker(tune.Callback):
             spectra = json.loads((artifacts / "spectra.json").read_text())
         from analysis.figures import spectrum_trajectory
 
-        figure = spectrum_trajectory(spectra, title=run_config(config).label())
+        figure = spectrum_trajectory(spectra, title=run_config_of(config).label())
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")

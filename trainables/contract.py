@@ -45,11 +45,13 @@ def member_configs(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**single, "seed": seed} for seed in member_seeds(config)]
 
 
+def run_config_of(member: dict[str, Any]) -> RunConfig:
+    """One member's config (`member_configs`) as its RunConfig, the contract's keys left out."""
+    return RunConfig.from_dict({k: v for k, v in member.items() if k != CHECKPOINT_EVERY_KEY})
+
+
 def member_run_configs(config: dict[str, Any]) -> list[RunConfig]:
-    return [
-        RunConfig.from_dict({k: v for k, v in member.items() if k != CHECKPOINT_EVERY_KEY})
-        for member in member_configs(config)
-    ]
+    return [run_config_of(member) for member in member_configs(config)]
 
 
 def trial_name(config: dict[str, Any]) -> str:
