@@ -367,3 +367,41 @@ def top_singular_values(history: pd.DataFrame, run_id: str | None = None) -> Fig
     label = config_label(first["method"], first["depth"], first["alpha"], first["k"])
     title = f"Fig. 5: {label}, seed {first['seed']} ({first['study']})"
     return spectrum_trajectory(spectra, title=title, threshold=float(first["rank_threshold"]))
+
+
+def rank_knee(trials: pd.DataFrame) -> Figure:
+    """A rank estimate's check: the explicit bottleneck's loss over k (mean ± sd) with the
+    vanilla autoencoder's, the sub-network runs at their final latent rank (one point per
+    seed), and the estimate: the knee should sit at it."""
+    from .rank_estimate import trials_answer
+
+    runs = healthy(trials)
+    explicit = runs[runs["bottleneck"] == "explicit"].groupby("k")["loss"].agg(["mean", "std"])
+    net = runs[runs["bottleneck"] == "linear_net"].dropna(subset=["latent_rank"])
+    if explicit.empty:
+        raise NotApplicable("needs the explicit-bottleneck runs of a rank estimate (rank_of)")
+    figure = Figure(figsize=(6.0, 4.2))
+    axis = figure.subplots()
+    axis.errorbar(explicit.index, explicit["mean"], yerr=explicit["std"].fillna(0), color="k",
+                  marker="D", ms=4, capsize=3, label="explicit k (mean ± sd)")  # fmt: skip
+    vanilla = runs[runs["bottleneck"] == "vanilla"]["loss"]
+    if len(vanilla):
+        axis.axhline(vanilla.mean(), color="0.35", ls="--", label="vanilla (k = d)")
+    colours = _depth_colours(sorted({int(d) for d in net["depth"]}))
+    for (depth, alpha), group in net.groupby(["depth", "alpha"]):
+        axis.scatter(group["latent_rank"], group["loss"], s=36, zorder=3,
+                     color=colours[int(depth)], edgecolor="k", linewidth=0.6,
+                     label=config_label("orthogonal", depth, alpha, None))  # fmt: skip
+    answer = trials_answer(trials)
+    if answer is not None:
+        axis.axvline(answer.rank, color="tab:green", alpha=0.6,
+                     label=f"estimate: latent rank {answer.rank}")  # fmt: skip
+    axis.set_yscale("log")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("k (sub-network runs: their final latent rank)")
+    axis.set_ylabel("reconstruction loss (train, final epoch)")
+    axis.set_title("The check: the explicit bottleneck's knee at the estimate", fontsize=10)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    _legend_outside(figure, axis)
+    return figure

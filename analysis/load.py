@@ -23,18 +23,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from rankae.config import INITS, ConfigError, RunConfig, parse_value
-from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
+from rankae.records import CODES_ARTIFACT, DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
 
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # run-config values worth a column: what tells two studies' settings apart
 PARAM_COLUMNS = (
     "dataset",
+    "data_path",  # a user's data (rank_of): the report reads it again for its estimators
+    "labels_path",
     "latent_dim",
     "rank_threshold",
     "epochs",
@@ -340,3 +343,14 @@ def load_spectra(
                 continue
             out[run_id] = json.loads(Path(path).read_text())
     return out
+
+
+def load_codes(run_id: str, tracking_uri: str | None = None) -> np.ndarray | None:
+    """A vanilla run's codes of its training split on a user's data (`CODES_ARTIFACT`), or
+    None for a run that kept none."""
+    client, _ = connect(tracking_uri)
+    with tempfile.TemporaryDirectory() as folder, _quiet_downloads():
+        try:
+            return np.load(client.download_artifacts(run_id, CODES_ARTIFACT, folder))
+        except (MlflowException, OSError):
+            return None

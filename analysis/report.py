@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from rankae.userdata import UserData
+
 from . import figures
 from .compare import (
     config_label,
@@ -46,7 +48,15 @@ from .findings import (
     rank_findings,
     two_stage_findings,
 )
-from .load import AnalysisError, find_runs, history_frame, study_names, trials_frame
+from .load import (
+    AnalysisError,
+    find_runs,
+    history_frame,
+    load_codes,
+    study_names,
+    trials_frame,
+)
+from .rank_estimate import RANK_STUDY, knee_table, per_depth_table, trials_answer, verdict
 
 YES_NO = {True: "yes", False: "no"}
 FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
@@ -88,6 +98,12 @@ def save_table(frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
     frame.to_csv(csv, index=False)
     tex.write_text(frame.astype(str).to_latex(index=False, escape=True))
     return [csv, tex]
+
+
+def show_table(doc: Document, frame: pd.DataFrame, folder: Path, name: str) -> list[Path]:
+    """The table in the report, and saved beside it (`save_table`)."""
+    doc.table(frame)
+    return save_table(frame, folder, name)
 
 
 def headline_table(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -230,6 +246,100 @@ def pooled_trials(
     return pd.concat([trials, *partners.values()], ignore_index=True), list(partners)
 
 
+def estimators_table(
+    trials: pd.DataFrame, data: UserData | None, tracking_uri: str
+) -> pd.DataFrame:
+    """The estimate beside scikit-dimension's and PCA's, each with its wall time: on the
+    user's inputs (read again from the runs' `data_path`) and on the vanilla autoencoder's
+    codes of the training split (its first seed's `CODES_ARTIFACT`)."""
+    from .intrinsic import estimate_intrinsic_dimension
+
+    answer = trials_answer(trials)
+    rows = []
+    if answer is not None:
+        rows.append(
+            {
+                "estimator": "latent rank (this study)",
+                "on": "the runs",
+                "dimension": f"{answer.rank} ({answer.low}-{answer.high})",
+                "seconds": f"{healthy(trials)['wall_s'].sum():.0f}",
+                "notes": f"{answer.runs} run(s) at the largest stable alpha per N; seconds: "
+                "every run of the study, the check's included",
+            }
+        )
+    sources = [] if data is None else [("the inputs", data.x.numpy())]
+    vanilla = trials[(trials["bottleneck"] == "vanilla") & (trials["status"] == "FINISHED")]
+    if len(vanilla):
+        codes = load_codes(vanilla.sort_values("seed")["run_id"].iloc[0], tracking_uri)
+        if codes is not None:  # None: a run written before the codes were kept
+            sources.append(("vanilla codes", codes))
+    for on, x in sources:
+        for row in estimate_intrinsic_dimension(x).itertuples():
+            rows.append(
+                {
+                    "estimator": row.estimator,
+                    "on": on,
+                    "dimension": f"{row.dimension:.1f}",
+                    "seconds": f"{row.seconds:.1f}",
+                    "notes": row.notes,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def user_data_of(trials: pd.DataFrame) -> UserData | None:
+    """The user's data a rank_of study read (its runs' `data_path`), read again."""
+    from rankae.userdata import load_user_data
+
+    paths, labels = trials["data_path"].dropna(), trials["labels_path"].dropna()
+    if paths.empty:
+        return None
+    return load_user_data(paths.iloc[0], labels.iloc[0] if len(labels) else None)
+
+
+def rank_section(
+    doc: Document, trials: pd.DataFrame, tracking_uri: str, out: Path, tables: Path
+) -> list[Path]:
+    """A rank_of study's answer, its evidence and its check; returns the files written."""
+    doc.heading("Latent-rank estimate")
+    doc.paragraph(verdict(trials) + ".")
+    doc.paragraph(
+        "Per N, alpha climbed its ladder until a run diverged; the runs at the largest "
+        "stable alpha give the estimate (their median; 'stable' when every one lies within "
+        "±1 of it)."
+    )
+    written = []
+    depths = per_depth_table(trials)
+    written += show_table(doc, depths, tables, "rank_per_depth")
+    doc.heading("The check: explicit bottleneck around the estimate")
+    doc.paragraph(
+        "The reconstruction loss of d -> k -> d should fall steeply up to the data's rank "
+        "and little after it; a large ratio just above the estimate says the runs stopped "
+        "short of it."
+    )
+    knee = knee_table(trials, trials_answer(trials))
+    written += show_table(doc, knee, tables, "rank_knee")
+    try:
+        written += save_figure(figures.rank_knee(trials), out / "rank_knee.png")
+        doc.figure("rank_knee.png", "The check: explicit loss over k, the sub-network runs "
+                   "at their latent rank, and the estimate")  # fmt: skip
+    except figures.NotApplicable as reason:
+        doc.paragraph(f"The knee figure: not drawn — {reason}.")
+    doc.heading("Side by side: established intrinsic-dimension estimators")
+    data = user_data_of(trials)
+    doc.paragraph(
+        "TwoNN and MLE measure a manifold's dimension from nearest neighbours (biased low on "
+        "small or curved samples); lPCA and the PCA count measure linear directions (they "
+        "over-count curved data). analysis/intrinsic.py says how each is run. On the inputs: "
+        f"{data.describe() if data else 'not recorded'}; on the vanilla codes: its d-wide "
+        "codes of the training split, where the autoencoder has already removed what it "
+        "cannot reconstruct."
+    )
+    estimators = estimators_table(trials, data, tracking_uri)
+    written += show_table(doc, estimators, tables, "rank_estimators")
+    return written
+
+
 def build_report(
     study: str,
     tracking_uri: str | None = None,
@@ -260,8 +370,10 @@ def build_report(
     written = []
     doc.heading("Headline")
     headline = rank_headline(trials) if comparison.empty else headline_table(comparison)
-    doc.table(headline)
-    written += save_table(headline, tables, "headline")
+    written += show_table(doc, headline, tables, "headline")
+
+    if study == RANK_STUDY:
+        written += rank_section(doc, trials, runs.tracking_uri, out, tables)
 
     doc.heading("Findings")
     doc.bullets(overview(trials, preset))
@@ -272,8 +384,7 @@ def build_report(
 
     doc.heading("Per configuration (mean ± sd over healthy seeds)")
     summary = summary_table(trials)
-    doc.table(summary)
-    written += save_table(summary, tables, "per_configuration")
+    written += show_table(doc, summary, tables, "per_configuration")
 
     doc.heading("Implicit vs explicit rank")
     if comparison.empty:
@@ -292,8 +403,7 @@ def build_report(
             "better than the explicit best, or within the tolerance of it."
         )
         shown = comparison_table(comparison)
-        doc.table(shown)
-        written += save_table(shown, tables, "implicit_vs_explicit")
+        written += show_table(doc, shown, tables, "implicit_vs_explicit")
         doc.bullets(comparison_findings(comparison))
         presets = {study: preset_of(runs)} | {
             name: preset_of(find_runs(name, runs.tracking_uri)) for name in partners
@@ -316,8 +426,7 @@ def build_report(
 
     doc.heading("Trials")
     trial_rows = trial_table(trials)
-    doc.table(trial_rows)
-    written += save_table(trial_rows, tables, "trials")
+    written += show_table(doc, trial_rows, tables, "trials")
 
     (out / "report.md").write_text(doc.markdown())
     (out / "report.html").write_text(doc.html())

@@ -48,6 +48,8 @@ DOWNSTREAM_METRICS = (
     "fid",
     "fid_samples",
 )
+# a vanilla run on a user's data also keeps its training codes (the report's estimators)
+CODES_ARTIFACT = "codes.npy"
 # checkpoint_discarded: 1 if the trial's checkpoint was unreadable and it started over;
 # resumed_from_epoch: the epoch of the checkpoint a restarted trial continued from
 RECOVERY_METRICS = ("checkpoint_discarded", "resumed_from_epoch")

@@ -2,8 +2,8 @@
 
 - `studies/`: one small module per named study (`get_config(preset) -> StudySpec`)
 - `spec.py`: `StudySpec` (base config, plan, seeds, resources, `--set` overrides)
-- `plans.py`: grid, alpha escalation, Optuna; each plan expands, prices, describes and
-  searches itself (`searchers.py`)
+- `plans.py`: grid, alpha escalation, a user's rank estimate (the escalation, then its
+  check), Optuna; each plan expands, prices, describes and searches itself (`searchers.py`)
 - `run.py`: the CLI (`python -m study.run`); `launch.py`: Ray, the Tuner and the end
   summary; `invocations.py`: what `--resume` needs
 - `tracking.py`: MLflow runs per seed; `progress.py`, `cost.py`, `grouping.py`,

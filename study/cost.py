@@ -1,19 +1,20 @@
 """How much work a study is: trials, optimiser steps, disk, and wall-time estimates.
 
 One cost model prices every tier (`--dry-run`, `--list`, the progress ETA): per run,
-optimiser steps x seconds per step, per-epoch evaluation on `n_eval` images, the
-downstream tasks (encoding the test and training images, Inception features of the FID
-samples and reference) and a fixed per-trial cost; per study, a fixed start-up cost; runs
-share the cores one per trial. The rates are measurements (docs/benchmarks.md), not
-guesses, on the 2-core CI machine with two trials sharing it: full-batch GD on the linear
-model ~0.22 ms per sub-network layer per step; the conv AE (MNIST's and CIFAR-10's cost the
-same per step: 5.3 and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 steps/s per
-shared core; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a classifier ~4 us per
-code and epoch (the laptop runs' downstream minutes); pytorch-fid's Inception
-~0.24 s per image; a trial's start, checkpoints and MLflow run ~3 s; a study's imports, Ray
-start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100 (the H100
-table in docs/benchmarks.md, measured elsewhere). `python benchmarks/study_cost.py`
-re-measures the CPU rates.
+optimiser steps x seconds per step, per-epoch evaluation on `n_eval` images, the downstream
+tasks (encoding the test and training images, Inception features of the FID samples and
+reference) and a fixed per-trial cost; per study, a fixed start-up cost; runs share the
+cores one per trial. The rates are measurements (docs/benchmarks.md), not guesses, on the
+2-core CI machine with two trials sharing it: full-batch GD on the linear model ~0.22 ms per
+sub-network layer per step; the conv AE (MNIST's and CIFAR-10's cost the same per step: 5.3
+and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 steps/s per shared core; the MLP
+on a user's vectors (batch 32, fp32, per-epoch evaluation included) ~1.2 ms per step plus
+~0.05 ms per sub-network layer; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a
+classifier ~4 us per code and epoch (the laptop runs' downstream minutes); pytorch-fid's
+Inception ~0.24 s per image; a trial's start, checkpoints and MLflow run ~3 s; a study's
+imports, Ray start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100
+(the H100 table in docs/benchmarks.md, measured elsewhere). `python
+benchmarks/study_cost.py` re-measures the CPU rates.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .spec import StudySpec
 
 TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "digits": 1_438}
 TEST_SIZE = {"mnist": 10_000, "cifar10": 10_000, "digits": 359}
-CHECKPOINT_MB = {"linear": 0.1, "mnist_conv": 50.0, "cifar_conv": 50.0}  # one kept per trial
+CHECKPOINT_MB = {"linear": 0.1, "mlp": 1.0, "mnist_conv": 50.0, "cifar_conv": 50.0}  # per trial
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class StepRates:
     conv_steps_per_s_cpu: float = 3.0
     conv_steps_per_s_cpu_fp32: float = 10.0
     conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (docs/benchmarks.md)
+    mlp_ms_overhead: float = 1.2
+    mlp_ms_per_layer: float = 0.05
     fid_s_per_image_cpu: float = 0.24
     encode_ms_per_image_cpu: float = 0.67
     encode_ms_per_image_cpu_fp32: float = 0.15
@@ -49,9 +52,11 @@ class StepRates:
     study_overhead_s: float = 25.0
 
     def seconds_per_step(self, config: RunConfig, device: str = "cpu") -> float:
+        layers = config.depth if config.bottleneck == "linear_net" else 0
         if config.architecture == "linear":
-            layers = config.depth if config.bottleneck == "linear_net" else 0
             return (self.linear_ms_overhead + self.linear_ms_per_layer * layers) / 1000
+        if config.architecture == "mlp":  # launch-bound: a GPU is no faster
+            return (self.mlp_ms_overhead + self.mlp_ms_per_layer * layers) / 1000
         if device == "gpu":
             return 1.0 / self.conv_steps_per_s_gpu
         fp32 = config.dtype == "float32"
@@ -64,8 +69,8 @@ class StepRates:
 
     def evaluation_seconds_cpu(self, config: RunConfig) -> float:
         """Per-epoch loss and ranks on the eval images (a forward pass ~ 3 encodings)."""
-        if config.architecture == "linear":
-            return 0.0
+        if config.architecture in ("linear", "mlp"):
+            return 0.0  # linear: none; mlp: within its measured step rate
         n_eval = config.n_eval or TEST_SIZE[config.dataset]
         return config.epochs * self.encode_seconds_cpu(config, 3 * n_eval)
 
@@ -75,16 +80,17 @@ class StepRates:
         if not config.downstream:
             return 0.0
         n_train = config.n_train or TRAIN_SIZE[config.dataset]
-        test = TEST_SIZE[config.dataset]
+        test = TEST_SIZE.get(config.dataset, config.n_eval)  # a user's: its evaluation split
         encoded = self.encode_seconds_cpu(config, test + n_train)
         # four classifiers (two code sites x best/selected), each scoring the test codes per epoch
         codes = 4 * config.classifier_epochs * (config.classifier_labels + test)
         classifiers = codes * self.classifier_us_per_code_epoch / 1e6
-        return encoded + classifiers + config.fid_samples * self.fid_s_per_image_cpu
+        fid = 0.0 if config.architecture == "mlp" else config.fid_samples * self.fid_s_per_image_cpu
+        return encoded + classifiers + fid
 
     def reference_seconds_cpu(self, config: RunConfig) -> float:
         """The FID reference's Inception features: once per machine (rankae.fid caches them)."""
-        if not config.downstream:
+        if not config.downstream or config.architecture == "mlp":
             return 0.0
         reference = config.fid_reference or config.n_train or TRAIN_SIZE[config.dataset]
         return reference * self.fid_s_per_image_cpu
@@ -138,9 +144,9 @@ def estimate(spec: StudySpec, rates: StepRates = MEASURED) -> Estimate:
     configs = spec.run_configs()
     steps = sum(steps_per_run(c) for c in configs)
     cpu = sum(rates.run_seconds_cpu(c) for c in configs) / 3600
-    linear = all(c.architecture == "linear" for c in configs)
+    launch_bound = all(c.architecture in ("linear", "mlp") for c in configs)
     gpu = None
-    if not linear:
+    if not launch_bound:
         gpu = sum(steps_per_run(c) * rates.seconds_per_step(c, "gpu") for c in configs) / 3600
     parallel = spec.plan.in_flight(len(configs), len(spec.seeds))
     disk = sum(CHECKPOINT_MB[c.architecture] for c in configs) / 1024

@@ -165,6 +165,75 @@ class AlphaEscalation(_ReplayedPlan):
 
 
 @dataclass(frozen=True)
+class RankEstimate(AlphaEscalation):
+    """A user's latent rank (`study.studies.rank_of`): the alpha escalation per N, then the
+    check, queued once every ladder has ended: the explicit bottleneck at k around the
+    estimate (`analysis.rank_estimate.knee_ks`) and the vanilla autoencoder, every seed.
+
+    `knee_variant` holds what the check's runs change besides the bottleneck (no two-stage
+    switch: they have no sub-network).
+    """
+
+    knee_variant: Variant = field(default_factory=lambda: {"two_stage": False})
+
+    def knee_variants(self, rank: int, latent_dim: int) -> list[Variant]:
+        from analysis.rank_estimate import knee_ks
+
+        explicit = [
+            {**self.knee_variant, "bottleneck": "explicit", "k": k}
+            for k in knee_ks(rank, latent_dim)
+        ]
+        return [*explicit, {**self.knee_variant, "bottleneck": "vanilla"}]
+
+    def all_variants(self) -> list[Variant]:
+        """Every rung, and the check's runs at an estimate of 1 (one of each kind)."""
+        return super().all_variants() + self.knee_variants(1, 1)
+
+    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
+        """Every rung up to the top, and the most runs the check can take."""
+        check = self.knee_variants(4, 64)
+        return super().runs(seeds) + [(variant, seed) for variant in check for seed in seeds]
+
+    def trial_count(self, seed_groups: int) -> int:
+        return super().trial_count(seed_groups) + len(self.knee_variants(4, 64)) * seed_groups
+
+    def varied_keys(self) -> set[str]:
+        return super().varied_keys() | {"bottleneck", "k"} | set(self.knee_variant)
+
+    def describe(self, seeds: int) -> list[str]:
+        return super().describe(seeds) + [
+            "then the check at the estimate r: explicit k in {r//2, r-1, r, r+1, r+2, 2r} "
+            f"and vanilla, {seeds} seeds each"
+        ]
+
+    def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher:
+        from .searchers import RankEstimateSearcher
+
+        return RankEstimateSearcher(spec)
+
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
+        """The answer with its evidence: the ladder and ranks per N, then the knee."""
+        from analysis.rank_estimate import knee_table, per_depth_table, trials_answer, verdict
+
+        answer = trials_answer(trials)
+        metrics: dict[str, float] = {}
+        for _, _, ladder_metrics in super().outcome(trials):
+            metrics |= ladder_metrics
+        if answer is not None:
+            metrics |= {
+                "rank_estimate": answer.rank,
+                "rank_low": answer.low,
+                "rank_high": answer.high,
+                "rank_stable": float(answer.stable),
+            }
+        knee = knee_table(trials, answer)
+        return [
+            (f"latent-rank estimate: {verdict(trials)}", per_depth_table(trials), metrics),
+            ("the check: explicit bottleneck d -> k -> d and vanilla", knee, {}),
+        ]
+
+
+@dataclass(frozen=True)
 class OptunaSpace:
     """Optuna over the bottleneck (explicit k, or orthogonal N and alpha) for a downstream metric.
 
@@ -246,4 +315,4 @@ def _sampled_trial(spec: StudySpec, trial: Any) -> dict[str, Any]:
     return spec.trial_config(spec.plan.define_by_run(trial), spec.seeds[:1])
 
 
-Plan = Grid | AlphaEscalation | OptunaSpace
+Plan = Grid | AlphaEscalation | RankEstimate | OptunaSpace

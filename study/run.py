@@ -6,6 +6,7 @@
     python -m study.run mnist_alpha_sweep --dry-run
     python -m study.run mnist_alpha_sweep --resume          # continue the latest invocation
     python -m study.run mnist_depth_sweep --gpus-per-trial 0.5   # seeds side by side per trial
+    python -m study.run rank_of --data x.npy [--labels y.npy]     # the latent rank of your data
 
 Every invocation gets its own Ray experiment folder `<storage>/<study>-<UTC time>` and its
 own MLflow parent run, so two invocations never overwrite each other. Misuse is reported
@@ -28,7 +29,7 @@ from rankae.config import ConfigError
 from .cost import estimate
 from .invocations import find_invocation
 from .spec import StudySpec, parse_override
-from .studies import TIERS, config, load, names, presets
+from .studies import TIERS, config, load, names, presets, takes_data
 from .table import aligned
 
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
@@ -47,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         choices=TIERS,
         default=None,
-        help="full (the paper's protocol; default), laptop (an hour or so on 2 CPU "
-        "cores, where the study offers it) or smoke (minutes: the code path only)",
+        help="full (the paper's protocol; the default, except rank_of: laptop), laptop (an "
+        "hour or so on 2 CPU cores, where the study offers it) or smoke (minutes: the code "
+        "path only)",
     )
     p.add_argument("--smoke", action="store_true", help="short for --preset smoke")
+    p.add_argument("--data", metavar="PATH",
+                   help="rank_of: your data, a .npy/.npz file, an image folder or "
+                   "torchvision:NAME")  # fmt: skip
+    p.add_argument("--labels", metavar="PATH", help="rank_of: a .npy of integer labels")
     p.add_argument("--seeds", help="comma-separated seeds, or a count n for 0..n-1")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
@@ -95,12 +101,13 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def preset_of(options: dict[str, Any]) -> str:
-    """--preset, or smoke for --smoke; the two disagreeing is misuse."""
+def preset_of(options: dict[str, Any]) -> str | None:
+    """--preset, or smoke for --smoke (None: the study's default); the two disagreeing is
+    misuse."""
     preset, smoke = options.get("preset"), options.get("smoke")
     if smoke and preset not in (None, "smoke"):
         raise UsageError(f"--smoke contradicts --preset {preset}: give one of them")
-    return "smoke" if smoke else preset or "full"
+    return "smoke" if smoke else preset
 
 
 def check_counts(options: dict[str, Any]) -> None:
@@ -115,7 +122,12 @@ def check_counts(options: dict[str, Any]) -> None:
 def resolve_spec(options: dict[str, Any]) -> StudySpec:
     """Study module preset -> CLI changes -> validated spec (every trial config built once)."""
     check_counts(options)
-    spec = config(options["name"], preset_of(options))
+    name = options["name"]
+    if takes_data(name) and not options.get("data"):
+        raise UsageError(
+            f"{name} needs --data PATH: a .npy/.npz file, an image folder or torchvision:NAME"
+        )
+    spec = config(name, preset_of(options), options.get("data"), options.get("labels"))
     if options.get("seeds"):
         spec = replace(spec, seeds=parse_seeds(options["seeds"]))
     overrides = dict(parse_override(item) for item in options.get("set", []))
@@ -183,11 +195,16 @@ def check_data(spec: StudySpec) -> None:
     """
     from rankae.data import DataNotFoundError, load_images
 
-    dataset = spec.overrides.get("dataset", spec.base.dataset)
-    if dataset == "synthetic":
+    base = spec.base.replace(**spec.overrides)
+    if base.dataset == "synthetic":
         return
     try:
-        load_images(dataset, "test", spec.overrides.get("data_root", spec.base.data_root), limit=1)
+        if base.dataset == "user":
+            from rankae.userdata import load_user_data
+
+            load_user_data(base.data_path, base.labels_path, min_samples=base.batch_size)
+        else:
+            load_images(base.dataset, "test", base.data_root, limit=1)
     except DataNotFoundError as err:
         raise UsageError(str(err).replace("\n", " ")) from None
 
@@ -233,6 +250,9 @@ def describe_plan(spec: StudySpec) -> str:
     lines = [f"study {spec.name} ({spec.figure}), preset {spec.preset}; seeds {list(spec.seeds)}"]
     base = spec.base.replace(**spec.overrides)
     data = f"n_train={base.n_train or 'all'} n_eval={base.n_eval or 'all'}"
+    if base.dataset == "user":
+        labels = f" labels_path={base.labels_path}" if base.labels_path else ""
+        data = f"data_path={base.data_path}{labels} architecture={base.architecture} {data}"
     lines.append(
         f"base: dataset={base.dataset} {data} epochs={base.epochs} optimizer={base.optimizer} "
         f"lr={base.lr:g} (divided by N where depth_lr_scaling) dtype={base.dtype} "

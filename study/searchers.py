@@ -18,6 +18,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from analysis.rank_estimate import rank_answer
 from trainables.contract import member_results
 
 from .plans import Completed
@@ -89,6 +90,45 @@ class AlphaEscalationSearcher(PlanSearcher):
         next_alpha = self.plan.next_alpha(alpha)
         if next_alpha is not None:
             self.queue.extend(self._rung(depth, next_alpha))
+
+
+class RankEstimateSearcher(AlphaEscalationSearcher):
+    """The escalation, then, once every ladder has ended, the check at its estimate: explicit
+    k around it and vanilla (`study.plans.RankEstimate`)."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.rung_ranks: dict[int, dict[float, list[float | None]]] = {}  # N -> alpha -> ranks
+        self.check_queued = False
+        super().__init__(spec)
+
+    def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
+        if config["bottleneck"] != "linear_net":
+            return  # the check's runs change nothing in the plan
+        ranks = self.rung_ranks.setdefault(config["depth"], {}).setdefault(config["alpha"], [])
+        for r in member_results(config, result):
+            ranks.append(None if error or trial_diverged(r) or r is None else r.get("latent_rank"))
+        super().after_trial(config, result, error)
+
+    def stable_ranks(self) -> dict[int, list[float | None]]:
+        """N -> the ranks of its largest alpha whose every seed finished stable."""
+        out = {}
+        for depth, rungs in self.rung_ranks.items():
+            stable = [a for a, rs in rungs.items() if None not in rs]
+            if stable:
+                out[depth] = rungs[max(stable)]
+        return out
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if not self.queue and not self.live and not self.check_queued:
+            self.check_queued = True
+            answer = rank_answer(self.stable_ranks())
+            if answer is not None:
+                latent_dim = self.spec.run_config({}, self.spec.seeds[0]).latent_dim
+                for variant in self.plan.knee_variants(answer.rank, latent_dim):
+                    self.queue.extend(
+                        self.spec.trial_config(variant, seeds) for seeds in self.spec.seed_groups()
+                    )
+        return super().suggest(trial_id)
 
 
 class FinalMetricOptuna(PickledState, Searcher):

@@ -80,13 +80,14 @@ class SmokeStudies:
         self.seconds: dict[str, float] = {}  # each study's wall time, for the cost model's check
         self.printed: dict[str, str] = {}  # what it printed (progress, results, end summary)
 
-    def run(self, name: str) -> int:
+    def run(self, name: str, *data: str) -> int:
+        """`data`: the `--data ...` a study of a user's data (rank_of) needs."""
         from study.run import main
 
         if name not in self.codes:
             start, printed = time.perf_counter(), io.StringIO()
             with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
-                self.codes[name] = self.in_folder(main, [name, "--smoke"])
+                self.codes[name] = self.in_folder(main, [name, "--smoke", *data])
             self.seconds[name] = time.perf_counter() - start
             self.printed[name] = printed.getvalue()
         return self.codes[name]

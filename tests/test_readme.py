@@ -33,9 +33,13 @@ REPO = Path(__file__).resolve().parents[1]
 STUDIES = (
     "cifar10_alpha_sweep", "cifar10_depth_sweep", "cifar10_explicit",
     "linear_alpha_sweep", "linear_depth_sweep",
-    "mnist_alpha_sweep", "mnist_depth_sweep", "mnist_explicit", "mnist_optuna",
+    "mnist_alpha_sweep", "mnist_depth_sweep", "mnist_explicit", "mnist_optuna", "rank_of",
 )  # fmt: skip
-IMAGE_STUDIES = [n for n in STUDIES if not n.startswith("linear_")]
+IMAGE_STUDIES = [n for n in STUDIES if not n.startswith("linear_") and n != "rank_of"]
+# a study of a user's data runs on the README's worked example (its section's first line)
+EXAMPLE_DATA = "digits.npz"
+DATA = {"rank_of": ("--data", EXAMPLE_DATA)}
+OWN_DATA = "Estimate the latent rank of your own data"
 # the explicit baseline each implicit study is compared with in the README
 PAIRS = {"mnist_alpha_sweep": "mnist_explicit", "cifar10_alpha_sweep": "cifar10_explicit"}
 
@@ -59,9 +63,18 @@ def test_this_module_runs_every_named_study():
 
 @pytest.fixture(scope="module")
 def studies(smoke_studies):
+    from rankae.example_data import write
+
+    write("digits", smoke_studies.folder / EXAMPLE_DATA)
     for name in STUDIES:
-        smoke_studies.run(name)
+        smoke_studies.run(name, *DATA.get(name, ()))
     return smoke_studies
+
+
+def smoke_config(name: str, folder: Path):
+    """The study's smoke spec, on the data its smoke run read."""
+    data = [str(folder / EXAMPLE_DATA)] if name in DATA else []
+    return config(name, "smoke", *data)
 
 
 def trial_runs(db: Path, name: str) -> list:
@@ -81,7 +94,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_named_study_runs_its_smoke_tier_to_the_end(studies, name):
     assert studies.codes[name] == 0, name
-    spec = config(name, "smoke")
+    spec = smoke_config(name, studies.folder)
     runs = trial_runs(studies.db, name)
     [parent] = [r for r in runs if r.data.tags["role"] == "study"]
     assert parent.info.status == "FINISHED" and parent.data.params["preset"] == "smoke"
@@ -108,7 +121,7 @@ def test_every_named_study_runs_its_smoke_tier_to_the_end(studies, name):
 @pytest.mark.parametrize("name", STUDIES)
 def test_a_smoke_study_shows_its_plan_while_it_runs_and_where_everything_went(studies, name):
     printed = studies.printed[name]
-    spec = config(name, "smoke")
+    spec = smoke_config(name, studies.folder)
     total = spec.plan.trial_count(len(spec.seed_groups()))
     bound = "up to " if isinstance(spec.plan, AlphaEscalation) else ""
     statuses = re.findall(
@@ -137,14 +150,14 @@ def test_the_cost_model_prices_each_smoke_study_within_2x_of_its_measured_time(s
     already paid a study's one-off start-up (imports, Ray, the cached FID reference), so the
     study's own part of the estimate is compared (docs/benchmarks.md compares whole CLI runs).
     The CIFAR-10 studies run on a fixture far smaller than CIFAR-10: only real data count."""
-    cost = estimate(config(name, "smoke"))
+    cost = estimate(smoke_config(name, studies.folder))
     estimated = cost.wall_s(os.cpu_count() or 1) - cost.start_s
     measured = studies.seconds[name]
     assert estimated / 2 <= measured <= 2 * estimated, (name, measured, estimated)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("section", ["The user's path", "On a cluster"])
+@pytest.mark.parametrize("section", ["The user's path", OWN_DATA, "On a cluster"])
 def test_the_readmes_commands_run_as_typed(studies, section):
     """Each line of the README block: run as typed, or dry-run where it is hours or a GPU."""
     seen = set()
@@ -156,11 +169,19 @@ def test_the_readmes_commands_run_as_typed(studies, section):
                 assert studies.in_folder(main, args) == 0
             elif args[1:] == ["--smoke"]:  # run as typed by the module fixture
                 assert studies.codes[args[0]] == 0, argv
+            elif args[:3] == ["rank_of", "--data", EXAMPLE_DATA]:  # minutes: the plan only
+                assert studies.in_folder(main, [*args, "--dry-run"]) == 0, argv
+                assert studies.codes["rank_of"] == 0  # its smoke tier ran on the same file
             else:
                 assert studies.in_folder(main, [*args, "--dry-run"]) == 0, argv
         elif program == "python -m analysis.report":
             assert studies.in_folder(report_main, argv[3:]) == 0, argv
             assert (studies.folder / "reports" / argv[3] / "report.html").is_file()
+        elif program == "python -m rankae.example_data":
+            from rankae.example_data import main as example_main
+
+            assert studies.in_folder(example_main, argv[3:]) == 0, argv
+            assert (studies.folder / argv[4]).is_file()
         elif argv[:2] == ["mlflow", "ui"]:
             assert argv[2:] == ["--backend-store-uri", "sqlite:///mlflow.db"]
             assert (studies.folder / "mlflow.db").is_file()  # served by tests/test_mlflow_ui.py
@@ -183,6 +204,11 @@ def test_the_readmes_commands_run_as_typed(studies, section):
         seen.add(program if program.startswith("python") else " ".join(argv[:2]))
     expected = {
         "The user's path": {"python -m study.run", "python -m analysis.report", "mlflow ui"},
+        OWN_DATA: {
+            "python -m rankae.example_data",
+            "python -m study.run",
+            "python -m analysis.report",
+        },
         "On a cluster": {"ray up", "ray submit", "ray attach"},
     }
     assert expected[section] <= seen
@@ -209,6 +235,11 @@ def test_every_studys_report_is_written_from_its_smoke_results(studies, name, tm
     assert f"preset smoke, seeds (0,), code {parent.data.params['code_version']}" in report
     statements = [line for line in report.splitlines() if line.startswith("- ")]
     assert len(statements) == len(set(statements)), f"{name}: a statement is repeated"
+    if name in DATA:  # the answer, its check and the established estimators beside it
+        for heading in ("Latent-rank estimate", "The check", "Side by side"):
+            assert f"## {heading}" in report, heading
+        assert "TwoNN" in (tables / "rank_estimators.csv").read_text()
+        assert (out / "rank_knee.png").is_file()
     if name in PAIRS:
         assert PAIRS[name] in report  # the implicit rank is read against that baseline
         assert "implicit rank" in (tables / "headline.csv").read_text()

@@ -424,13 +424,16 @@ def test_list_shows_every_study_with_its_tiers(capsys):
     assert presets("mnist_explicit") == presets("mnist_alpha_sweep") == ("full", "laptop", "smoke")
 
 
-def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys):
+def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys, tmp_path):
+    from rankae.example_data import write
     from study.run import main
-    from study.studies import names, presets
+    from study.studies import names, presets, takes_data
 
+    data = ["--data", str(write("linear", tmp_path / "linear.npz"))]
     for name in names():
         for preset in presets(name):
-            assert main([name, "--preset", preset, "--dry-run"]) == 0, (name, preset)
+            args = [name, "--preset", preset, "--dry-run", *(data if takes_data(name) else [])]
+            assert main(args) == 0, (name, preset)
             out = capsys.readouterr().out
             assert f"preset {preset};" in out and "CPU-core-h (~" in out, out
     laptop = [config("mnist_explicit", "laptop").base, config("mnist_alpha_sweep", "laptop").base]

@@ -18,11 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from ray import tune
 
 from rankae.engine import Trainer
+from rankae.records import CODES_ARTIFACT
 from rankae.vectorized import VectorizedTrainer
 
 from .contract import (
@@ -122,6 +124,10 @@ def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -
         save_reconstructions(trainer, folder / "reconstructions.png")
         if trainer.config.downstream:
             downstream = evaluate_downstream(trainer, folder)
+        if trainer.config.dataset == "user" and trainer.config.bottleneck == "vanilla":
+            # a rank estimate's report runs the established estimators on these codes too
+            codes = trainer.codes(trainer.data.train.images)
+            np.save(folder / CODES_ARTIFACT, codes.cpu().numpy())
     (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
     final = {**metrics, **downstream}
     (folder / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True))

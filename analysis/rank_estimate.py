@@ -1,0 +1,202 @@
+"""The latent rank of a user's data, read off a `rank_of` study (`study.studies.rank_of`).
+
+The rule, in one place for the study's searcher (which queues the knee at the estimate) and
+for the report: per depth N, the runs at the largest alpha whose every seed stayed stable
+(Sec. 3.2's escalation) give one final latent rank each; the estimate is their median over
+seeds and depths (a half rounds up: greedy learning's plateaus only ever stop a run short).
+It is "stable" when every one of those ranks lies within +-1 of it.
+
+The check is the explicit bottleneck d -> k -> d at k around the estimate (`knee_ks`): its
+reconstruction loss should fall steeply up to the data's rank and little after it. The
+verdict reads it (`knee_reading`): k = r + 1 still `KNEE_GAIN` times better than k = r says
+the estimate is short (a run stopped on a plateau); a fall under `KNEE_GAIN` on both sides
+of r says the data has no sharp rank at this scale; otherwise the knee is at the estimate.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .compare import escalation_summary, healthy, mean_sd
+
+RANK_STUDY = "rank_of"
+TOLERANCE = 1  # "stable": every seed and depth within +-1 of the estimate
+KNEE_GAIN = 2.0  # explicit loss(k = r) / loss(k = r + 1) above this: the estimate is short
+
+
+@dataclass(frozen=True)
+class RankAnswer:
+    rank: int
+    low: int
+    high: int
+    runs: int  # the (depth, seed) runs the estimate pools
+    depths: tuple[int, ...]
+
+    @property
+    def stable(self) -> bool:
+        return self.high - self.rank <= TOLERANCE and self.rank - self.low <= TOLERANCE
+
+    def sentence(self) -> str:
+        """'latent rank 4 (4-4 over 3 seeds x 2 depths): stable, every seed and depth within
+        +-1' or '... unstable: ranks 6-19, train longer (--preset full) or give more data'."""
+        seeds = self.runs // max(1, len(self.depths))
+        where = f"{self.low}-{self.high} over {seeds} seed(s) x N in {list(self.depths)}"
+        if self.stable:
+            return f"latent rank {self.rank} ({where}): stable, every seed and depth within ±1"
+        return (
+            f"latent rank {self.rank} ({where}): unstable, ranks {self.low}-{self.high}; "
+            "train longer (--preset full) or give more data"
+        )
+
+
+def rank_answer(ranks: Mapping[int, Sequence[float | None]]) -> RankAnswer | None:
+    """Depth -> the final latent ranks of its largest stable rung -> the estimate (None when
+    no depth has a stable rung)."""
+    pooled = {n: [int(r) for r in rs if r is not None] for n, rs in ranks.items()}
+    pooled = {n: rs for n, rs in pooled.items() if rs}
+    values = sorted(r for rs in pooled.values() for r in rs)
+    if not values:
+        return None
+    rank = math.floor(statistics.median(values) + 0.5)
+    return RankAnswer(rank, values[0], values[-1], len(values), tuple(sorted(pooled)))
+
+
+def knee_ks(rank: int, latent_dim: int) -> list[int]:
+    """The explicit widths that show the knee: half the estimate, one below, the estimate,
+    one and two above, and twice it (within 1..latent_dim)."""
+    wanted = {rank // 2, rank - 1, rank, rank + 1, rank + 2, 2 * rank}
+    return sorted(k for k in wanted if 1 <= k <= latent_dim)
+
+
+def stable_rung_ranks(trials: pd.DataFrame) -> dict[int, list[float]]:
+    """Depth -> the final latent ranks of the runs at its largest stable alpha."""
+    implicit = trials[trials["bottleneck"] == "linear_net"]
+    if implicit.empty:
+        return {}
+    out = {}
+    for row in escalation_summary(implicit).itertuples():
+        if row.largest_stable_alpha is None:
+            continue
+        rung = implicit[
+            (implicit["depth"] == row.depth) & (implicit["alpha"] == row.largest_stable_alpha)
+        ]
+        out[int(row.depth)] = [float(r) for r in rung["latent_rank"].dropna()]
+    return out
+
+
+def trials_answer(trials: pd.DataFrame) -> RankAnswer | None:
+    return rank_answer(stable_rung_ranks(trials))
+
+
+def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per N: the ladder's outcome and the ranks its largest stable rung found, per seed."""
+    implicit = trials[trials["bottleneck"] == "linear_net"]
+    if implicit.empty:
+        return pd.DataFrame()
+    rows = []
+    for row in escalation_summary(implicit).itertuples():
+        rung = implicit[
+            (implicit["depth"] == row.depth) & (implicit["alpha"] == row.largest_stable_alpha)
+        ]
+        ranks = rung.sort_values("seed")
+        rows.append(
+            {
+                "N": row.depth,
+                "alphas tried": row.alphas_tried,
+                "divergence": row.divergence,
+                "largest stable α": row.largest_stable,
+                "latent rank per seed": ", ".join(f"{r:.0f}" for r in ranks["latent_rank"].dropna())
+                or "-",
+                "W_e rank per seed": ", ".join(f"{r:.0f}" for r in ranks["we_rank"].dropna())
+                or "-",
+                "loss": mean_sd(ranks["loss"].mean(), ranks["loss"].std(), 4)
+                if len(ranks)
+                else "-",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def knee_table(trials: pd.DataFrame, answer: RankAnswer | None) -> pd.DataFrame:
+    """The explicit bottleneck at each k, and vanilla: final loss (and accuracy on the codes,
+    where the data has labels), mean ± sd over seeds, and the loss ratio to the next k."""
+    runs = healthy(trials)
+    explicit = runs[runs["bottleneck"] == "explicit"]
+    rows = []
+    for k, group in explicit.groupby("k", sort=True):
+        rows.append(_knee_row(f"{int(k)}", group, answer is not None and int(k) == answer.rank))
+    vanilla = runs[runs["bottleneck"] == "vanilla"]
+    if len(vanilla):
+        rows.append(_knee_row("d (vanilla)", vanilla, False))
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    losses = table["_loss"].tolist()
+    table["loss / next k's"] = [
+        f"{a / b:.2f}" if b and i < len(losses) - 1 and table["k"][i + 1] != "d (vanilla)" else "-"
+        for i, (a, b) in enumerate(zip(losses, [*losses[1:], math.nan], strict=True))
+    ]
+    return table.drop(columns="_loss")
+
+
+def _knee_row(k: str, group: pd.DataFrame, is_estimate: bool) -> dict[str, object]:
+    row: dict[str, object] = {
+        "k": k,
+        "": "<- estimate" if is_estimate else "",
+        "seeds": len(group),
+        "loss": mean_sd(group["loss"].mean(), group["loss"].std(), 4),
+        "_loss": group["loss"].mean(),
+    }
+    if group["acc_selected"].notna().any():
+        row["accuracy (codes)"] = mean_sd(group["acc_selected"].mean(), group["acc_selected"].std())
+    return row
+
+
+def knee_gain(trials: pd.DataFrame, k: int) -> float | None:
+    """Explicit loss at k over the loss at k + 1 (None when either is missing)."""
+    explicit = healthy(trials)
+    explicit = explicit[explicit["bottleneck"] == "explicit"]
+    at = {int(width): g["loss"].mean() for width, g in explicit.groupby("k")}
+    if k not in at or k + 1 not in at or not at[k + 1] > 0:
+        return None
+    return float(at[k] / at[k + 1])
+
+
+def knee_reading(trials: pd.DataFrame, rank: int) -> str:
+    """What the explicit check says of the estimate: a knee at it, none at all (a smooth
+    fall: the data has no sharp rank at this scale), or more directions above it."""
+    below, above = knee_gain(trials, rank - 1), knee_gain(trials, rank)
+    if above is None:
+        return ""
+    falls = (
+        f"the explicit loss falls {below:.1f}x from k = {rank - 1} to {rank} and "
+        if below
+        else "the explicit loss falls "
+    )
+    falls += f"{above:.1f}x from k = {rank} to {rank + 1}"
+    if above > KNEE_GAIN:
+        return (
+            f"but {falls}: the data likely has more directions than the runs found, train "
+            "longer (--preset full)"
+        )
+    if below is not None and below < KNEE_GAIN:
+        return (
+            f"{falls}: no sharp knee, so the data has no clear rank at this scale and the "
+            "estimate is where this budget's greedy learning stopped (longer training may "
+            "add directions)"
+        )
+    return f"{falls}: the knee is at the estimate"
+
+
+def verdict(trials: pd.DataFrame) -> str:
+    """The answer in one sentence, with what the explicit check says of it."""
+    answer = trials_answer(trials)
+    if answer is None:
+        return "no estimate: no depth had a stable run (every rung diverged or failed)"
+    reading = knee_reading(trials, answer.rank)
+    return answer.sentence() + (f"; {reading}" if reading else "")

@@ -1,0 +1,244 @@
+"""`rank_of`: the method as an estimate of a user's data's latent rank, through the real CLI.
+
+The estimate's rule and its check (`analysis.rank_estimate`, `study.searchers`) on their own,
+then the study end to end on data of known dimension (`rankae.example_data`), on each kind
+of source, and each bad input refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from test_userdata import BAD_SOURCES, files_under
+
+from analysis.rank_estimate import KNEE_GAIN, knee_ks, knee_reading, rank_answer
+from rankae import example_data
+from study.run import main
+from study.searchers import RankEstimateSearcher, Searcher, replay_complete
+from study.studies import config
+
+
+def runs_of(folder: Path) -> tuple[object, list]:
+    """(the parent run, the trial runs) of the folder's rank_of invocation."""
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("rank_of")
+    runs = client.search_runs([experiment.experiment_id])
+    [parent] = [r for r in runs if r.data.tags["role"] == "study"]
+    return parent, [r for r in runs if r.data.tags["role"] == "trial"]
+
+
+def run_rank_of(folder: Path, monkeypatch, *args: str) -> int:
+    folder.mkdir(exist_ok=True)
+    monkeypatch.chdir(folder)
+    return main(["rank_of", *args])
+
+
+# --- the rule ------------------------------------------------------------------------------
+
+
+def test_the_estimate_is_the_median_over_seeds_and_depths_and_a_half_rounds_up():
+    assert rank_answer({8: [4, 4, 5], 16: [4, 3, 4]}).rank == 4
+    assert rank_answer({8: [3, 4]}).rank == 4  # a plateau only ever stops a run short
+    assert rank_answer({8: [None, 6], 16: [None]}).runs == 1  # diverged members do not count
+    assert rank_answer({8: [None]}) is None
+
+
+def test_stable_means_every_seed_and_depth_within_one_of_the_estimate():
+    stable = rank_answer({8: [4, 5, 4], 16: [3, 4, 4]})
+    assert stable.stable and "stable, every seed and depth within ±1" in stable.sentence()
+    unstable = rank_answer({8: [6, 8], 16: [19, 7]})
+    assert not unstable.stable
+    assert "unstable, ranks 6-19; train longer" in unstable.sentence()
+
+
+def test_the_check_brackets_the_estimate_within_the_latent_width():
+    assert knee_ks(4, 32) == [2, 3, 4, 5, 6, 8]
+    assert knee_ks(1, 32) == [1, 2, 3]
+    assert knee_ks(20, 24) == [10, 19, 20, 21, 22]
+
+
+def explicit_losses(losses: dict[int, float]) -> pd.DataFrame:
+    """Finished explicit-bottleneck rows with these final losses (the check's trial frame)."""
+    rows = [
+        {"bottleneck": "explicit", "k": k, "loss": loss, "diverged": False, "status": "FINISHED"}
+        for k, loss in losses.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "losses, says",
+    [
+        (
+            {3: 0.1, 4: 0.003, 5: 0.0029},
+            "33.3x from k = 3 to 4 and 1.0x from k = 4 to 5: the knee is at the estimate",
+        ),
+        ({3: 0.3, 4: 0.25, 5: 0.2}, "no sharp knee, so the data has no clear rank at this scale"),
+        ({3: 0.3, 4: 0.1, 5: 0.003}, "but the explicit loss falls 3.0x from k = 3 to 4 and 33.3x"),
+    ],
+    ids=["knee", "smooth", "short"],
+)
+def test_the_verdict_reads_the_explicit_loss_around_the_estimate(losses, says):
+    assert says in knee_reading(explicit_losses(losses), 4)
+
+
+def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_path):
+    """The searcher climbs each N's ladder, then hands out explicit k around the estimate and
+    vanilla; replayed over those trials it says the plan is done."""
+    x, y = example_data.linear(4)
+    np.save(tmp_path / "x.npy", x)
+    spec = config("rank_of", "laptop", str(tmp_path / "x.npy"))
+    searcher = RankEstimateSearcher(spec)
+    finished, step = [], 0
+
+    def member_result(config: dict, rank: int) -> dict:
+        seeds = config["group_seeds"]
+        return {"members": {str(s): {"latent_rank": rank, "diverged": False} for s in seeds}}
+
+    while (config_ := searcher.suggest(f"t{step}")) not in (Searcher.FINISHED, None):
+        rank = 4 if config_["alpha"] == 300.0 else 3
+        result = member_result(config_, rank)
+        searcher.on_trial_complete(f"t{step}", result)
+        finished.append((config_, result, False))
+        step += 1
+    assert searcher.suggest("last") == Searcher.FINISHED
+    rungs = [(c["depth"], c["alpha"]) for c, _, _ in finished if c["bottleneck"] == "linear_net"]
+    assert sorted(set(rungs)) == [(8, 100.0), (8, 300.0), (16, 100.0), (16, 300.0)]
+    check = [c for c, _, _ in finished if c["bottleneck"] != "linear_net"]
+    assert sorted({c["k"] for c in check if c["bottleneck"] == "explicit"}) == knee_ks(4, 32)
+    assert sum(c["bottleneck"] == "vanilla" for c in check) == len(spec.seed_groups())
+    assert all(c["two_stage"] is False for c in check)
+    assert replay_complete(RankEstimateSearcher(spec), finished)
+    assert not replay_complete(RankEstimateSearcher(spec), finished[:-1])
+
+
+# --- end to end ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
+    ray_local, tmp_path, monkeypatch, capsys
+):
+    """`.npy` vectors with a `.npy` of labels, the smoke tier (N = 8, alpha 300, one seed)
+    for 100 epochs instead of 30: on this draw seed 0 sits at rank 3 until epoch 57 (greedy
+    learning's plateau; the smoke tier's 30 epochs answer 3, and its check says "the data
+    likely has more directions"), then learns the fourth. Then `--resume` of the finished
+    invocation."""
+    x, y = example_data.linear(4)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    folder = tmp_path / "run"
+    data = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    assert run_rank_of(folder, monkeypatch, *data, "--smoke", "--set", "epochs=100") == 0
+    out = capsys.readouterr().out
+    assert "latent-rank estimate: latent rank 4 (4-4 over 1 seed(s) x N in [8]): stable" in out
+    assert "the knee is at the estimate" in out
+    parent, trials = runs_of(folder)
+    assert parent.data.metrics["rank_estimate"] == 4 and parent.data.metrics["rank_stable"] == 1
+    explicit = {
+        int(r.data.params["k"]): r for r in trials if r.data.params["bottleneck"] == "explicit"
+    }
+    assert sorted(explicit) == knee_ks(4, 32)
+    loss = {k: r.data.metrics["loss"] for k, r in explicit.items()}
+    assert loss[3] > KNEE_GAIN * loss[4] and loss[4] < KNEE_GAIN * loss[5]  # the knee is at 4
+    assert all("acc_selected" in r.data.metrics and "fid" not in r.data.metrics for r in trials)
+
+    assert run_rank_of(folder, monkeypatch, "--resume") == 0
+    assert len(runs_of(folder)[1]) == len(trials)  # a finished plan has nothing left to run
+
+
+@pytest.mark.slow
+def test_a_curved_3_dimensional_manifold_is_estimated_as_3_or_4(
+    ray_local, tmp_path, monkeypatch, capsys
+):
+    """x = tanh(1.5 z A) + noise with z in R^3 spans all 32 linear directions (PCA 95% counts
+    more), yet the estimate lies in [r, r + 1]: the latent rank counts the code's linear
+    directions, and a finite MLP may spend one more on the curvature (measured over 200
+    epochs: 3 at epochs 30 and 100, then 4 for 2 of 3 seeds at N = 8; docs/results.md)."""
+    example_data.write("curved", tmp_path / "curved.npz", rank=3)
+    folder = tmp_path / "run"
+    assert run_rank_of(folder, monkeypatch, "--data", str(tmp_path / "curved.npz"), "--smoke") == 0
+    parent, _ = runs_of(folder)
+    assert parent.data.metrics["rank_estimate"] in (3, 4)
+    assert "latent-rank estimate: latent rank" in capsys.readouterr().out
+
+
+def rank_3_images(n: int = 80, size: int = 28, seed: int = 0) -> np.ndarray:
+    """n grey images, each a non-negative mix of 3 fixed smooth patterns, in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    grid = np.linspace(0, np.pi, size)
+    patterns = [np.outer(np.sin(f * grid), np.sin(g * grid)) for f, g in ((1, 1), (2, 1), (1, 3))]
+    mix = rng.uniform(0.1, 1.0, (n, 3))
+    images = np.einsum("nk,khw->nhw", mix, np.abs(np.stack(patterns)))
+    return (images / images.max()).astype(np.float32)
+
+
+def png_folder(tmp_path: Path) -> str:
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(rank_3_images()):
+        Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return str(folder)
+
+
+def npy_images(tmp_path: Path) -> str:
+    np.save(tmp_path / "images.npy", rank_3_images())
+    return str(tmp_path / "images.npy")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", [png_folder, npy_images], ids=["png folder", "npy images"])
+def test_images_from_a_folder_or_an_array_give_a_smoke_estimate(
+    ray_local, tmp_path, monkeypatch, capsys, source
+):
+    """Through the MNIST conv autoencoder for 2 epochs: the code path, not a rank."""
+    folder = tmp_path / "run"
+    assert run_rank_of(folder, monkeypatch, "--data", source(tmp_path), "--smoke") == 0
+    parent, trials = runs_of(folder)
+    rank = int(parent.data.metrics["rank_estimate"])
+    assert {r.data.params["architecture"] for r in trials} == {"mnist_conv"}
+    explicit = {
+        int(r.data.params["k"]) for r in trials if r.data.params["bottleneck"] == "explicit"
+    }
+    assert explicit == set(knee_ks(rank, 128))
+    assert "the check: explicit bottleneck" in capsys.readouterr().out
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(BAD_SOURCES))
+def test_bad_data_is_one_line_exit_2_and_nothing_is_written(case, tmp_path, monkeypatch, capsys):
+    make, name, says = BAD_SOURCES[case]
+    source = make(tmp_path)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    before = files_under(tmp_path)
+    assert run_rank_of(folder, monkeypatch, "--data", source, "--smoke") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and name in err and says in err, err
+    assert files_under(tmp_path) == before and not any(folder.iterdir())
+
+
+def test_rank_of_needs_data_and_other_studies_take_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["rank_of", "--smoke"]) == 2
+    assert "rank_of needs --data PATH" in capsys.readouterr().err
+    assert main(["mnist_explicit", "--data", "x.npy", "--dry-run"]) == 2
+    assert (
+        "--data/--labels are for the studies of a user's data (rank_of)" in capsys.readouterr().err
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_dry_run_prices_the_users_data(tmp_path, capsys):
+    example_data.write("digits", tmp_path / "digits.npz")
+    assert main(["rank_of", "--data", str(tmp_path / "digits.npz"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "preset laptop" in out and "architecture=mlp n_train=1438 n_eval=359" in out
+    assert "alpha = 100, 300" in out and "then the check at the estimate r" in out
