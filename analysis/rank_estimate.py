@@ -9,7 +9,8 @@ It is "stable" when every one of those ranks lies within +-1 of it.
 The check is the explicit bottleneck d -> k -> d at k around the estimate (`knee_ks`): its
 reconstruction loss should fall steeply up to the data's rank and little after it. The
 verdict reads it (`knee_reading`): k = r + 1 still `KNEE_GAIN` times better than k = r says
-the estimate is short (a run stopped on a plateau); a fall under `KNEE_GAIN` on both sides
+the estimate is short (a run stopped on a plateau; the check's own knee, `check_knee`, is
+then named); a fall under `KNEE_GAIN` on both sides
 of r says the data has no sharp rank at this scale; otherwise the knee is at the estimate.
 """
 
@@ -19,6 +20,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import pandas as pd
 
@@ -167,6 +169,16 @@ def knee_gain(trials: pd.DataFrame, k: int) -> float | None:
     return float(at[k] / at[k + 1])
 
 
+def check_knee(trials: pd.DataFrame) -> int | None:
+    """The k after the check's last fall of more than `KNEE_GAIN` from one k to the next (None
+    when the explicit loss never falls that fast)."""
+    explicit = healthy(trials)
+    explicit = explicit[explicit["bottleneck"] == "explicit"]
+    losses = explicit.groupby("k")["loss"].mean().sort_index()
+    falls = [int(k) for (_, a), (k, b) in pairwise(losses.items()) if b > 0 and a / b > KNEE_GAIN]
+    return falls[-1] if falls else None
+
+
 def knee_reading(trials: pd.DataFrame, rank: int) -> str:
     """What the explicit check says of the estimate: a knee at it, none at all (a smooth
     fall: the data has no sharp rank at this scale), or more directions above it."""
@@ -180,9 +192,11 @@ def knee_reading(trials: pd.DataFrame, rank: int) -> str:
     )
     falls += f"{above:.1f}x from k = {rank} to {rank + 1}"
     if above > KNEE_GAIN:
+        knee = check_knee(trials)
+        at = f"; the check's knee is at k = {knee}" if knee is not None and knee > rank else ""
         return (
-            f"but {falls}: the data likely has more directions than the runs found, train "
-            "longer (--preset full)"
+            f"but {falls}: the data likely has more directions than the runs found (greedy "
+            f"learning can stall one short for hundreds of epochs){at}"
         )
     if below is not None and below < KNEE_GAIN:
         return (

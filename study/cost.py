@@ -55,7 +55,7 @@ class StepRates:
         layers = config.depth if config.bottleneck == "linear_net" else 0
         if config.architecture == "linear":
             return (self.linear_ms_overhead + self.linear_ms_per_layer * layers) / 1000
-        if config.architecture == "mlp":  # launch-bound: a GPU is no faster
+        if config.architecture == "mlp":  # launch-bound like the linear model (no GPU measured)
             return (self.mlp_ms_overhead + self.mlp_ms_per_layer * layers) / 1000
         if device == "gpu":
             return 1.0 / self.conv_steps_per_s_gpu
