@@ -7,9 +7,9 @@
 - `linear`: x = z A + noise, z ~ N(0, I_r), A's r rows orthonormal times `SIGNAL_SCALE`
   (rank r exactly, every direction equally strong; labels: the sign of z's first entry);
 - `curved`: x = tanh(`CURVE_SCALE` z B) + noise, B = A scaled so each feature's argument
-  has unit variance: an r-dimensional curved manifold that spans every one of the D linear
-  directions (so PCA over-counts it), yet is invertible, z = B^+ atanh(x), so an
-  autoencoder can unfold it into r numbers;
+  has unit variance: an r-dimensional curved manifold, not a subspace (for r = 3 a fourth
+  principal direction holds 0.29 of the top singular value, so lPCA counts 4), yet
+  invertible, z = B^+ atanh(x), so an autoencoder can unfold it into r numbers;
 
 A's rows are r rows of a Hadamard matrix / sqrt(D) with random signs and order, so every
 feature carries the same share of the signal: `rankae.userdata` standardises each feature,

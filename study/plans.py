@@ -1,12 +1,14 @@
 """A study's plan of trials, each kind knowing everything about itself.
 
 `Grid` (a fixed list of variants, each run once per seed), `AlphaEscalation` (Sec. 3.2: per
-N, alpha = start, start + step, ... until a run diverges) and `OptunaSpace` (k / N / alpha
-searched for the best downstream metric). A plan says which variants it can hand out (every
-one is built once before Ray starts, so a bad value fails early), how many trials it takes
-at most, how many can run at once, which config keys it varies, how it reads in words, its
-Ray Tune searcher, whether a finished set of trials completes it, and what its outcome adds
-to the results table. The rest of the service asks the plan; it never asks which kind it is.
+N, alpha = start, start + step, ... until a run diverges), `RankEstimate` (the escalation on
+a user's data, then explicit bottlenecks around the rank it found) and `OptunaSpace` (k / N
+/ alpha searched for the best downstream metric). A plan says which variants it can hand out
+(every one is built once before Ray starts, so a bad value fails early), how many trials it
+takes at most, how many can run at once, which config keys it varies, how it reads in words,
+its Ray Tune searcher, whether a finished set of trials completes it, and what its outcome
+adds to the results table. The rest of the service asks the plan; it never asks which kind
+it is.
 
 A variant is a dict of `RunConfig` overrides (`search_spaces` names the paper's);
 every trial config is `base | variant | seed | --set overrides`.
@@ -189,13 +191,17 @@ class RankEstimate(AlphaEscalation):
         """Every rung, and the check's runs at an estimate of 1 (one of each kind)."""
         return super().all_variants() + self.knee_variants(1, 1)
 
+    def largest_check(self) -> list[Variant]:
+        """The most runs the check can take: six widths around an estimate of 4, and vanilla."""
+        return self.knee_variants(4, 64)
+
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
-        """Every rung up to the top, and the most runs the check can take."""
-        check = self.knee_variants(4, 64)
+        """Every rung up to the top, and the largest check."""
+        check = self.largest_check()
         return super().runs(seeds) + [(variant, seed) for variant in check for seed in seeds]
 
     def trial_count(self, seed_groups: int) -> int:
-        return super().trial_count(seed_groups) + len(self.knee_variants(4, 64)) * seed_groups
+        return super().trial_count(seed_groups) + len(self.largest_check()) * seed_groups
 
     def varied_keys(self) -> set[str]:
         return super().varied_keys() | {"bottleneck", "k"} | set(self.knee_variant)
