@@ -75,52 +75,49 @@ def knee_ks(rank: int, latent_dim: int) -> list[int]:
     return sorted(k for k in wanted if 1 <= k <= latent_dim)
 
 
-def stable_rung_ranks(trials: pd.DataFrame) -> dict[int, list[float]]:
-    """Depth -> the final latent ranks of the runs at its largest stable alpha."""
+def largest_stable_rungs(trials: pd.DataFrame) -> list[tuple[object, pd.DataFrame]]:
+    """Per N: its escalation summary row and the runs (by seed) at its largest stable alpha
+    (empty where no alpha was stable)."""
     implicit = trials[trials["bottleneck"] == "linear_net"]
     if implicit.empty:
-        return {}
-    out = {}
-    for row in escalation_summary(implicit).itertuples():
-        if row.largest_stable_alpha is None:
-            continue
-        rung = implicit[
-            (implicit["depth"] == row.depth) & (implicit["alpha"] == row.largest_stable_alpha)
-        ]
-        out[int(row.depth)] = [float(r) for r in rung["latent_rank"].dropna()]
-    return out
+        return []
+    return [
+        (
+            row,
+            implicit[
+                (implicit["depth"] == row.depth) & (implicit["alpha"] == row.largest_stable_alpha)
+            ].sort_values("seed"),
+        )
+        for row in escalation_summary(implicit).itertuples()
+    ]
 
 
 def trials_answer(trials: pd.DataFrame) -> RankAnswer | None:
-    return rank_answer(stable_rung_ranks(trials))
+    ranks = {
+        int(row.depth): list(rung["latent_rank"].dropna())
+        for row, rung in largest_stable_rungs(trials)
+    }
+    return rank_answer(ranks)
 
 
 def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per N: the ladder's outcome and the ranks its largest stable rung found, per seed."""
-    implicit = trials[trials["bottleneck"] == "linear_net"]
-    if implicit.empty:
-        return pd.DataFrame()
-    rows = []
-    for row in escalation_summary(implicit).itertuples():
-        rung = implicit[
-            (implicit["depth"] == row.depth) & (implicit["alpha"] == row.largest_stable_alpha)
-        ]
-        ranks = rung.sort_values("seed")
-        rows.append(
-            {
-                "N": row.depth,
-                "alphas tried": row.alphas_tried,
-                "divergence": row.divergence,
-                "largest stable α": row.largest_stable,
-                "latent rank per seed": ", ".join(f"{r:.0f}" for r in ranks["latent_rank"].dropna())
-                or "-",
-                "W_e rank per seed": ", ".join(f"{r:.0f}" for r in ranks["we_rank"].dropna())
-                or "-",
-                "loss": mean_sd(ranks["loss"].mean(), ranks["loss"].std(), 4)
-                if len(ranks)
-                else "-",
-            }
-        )
+
+    def per_seed(values: pd.Series) -> str:
+        return ", ".join(f"{v:.0f}" for v in values.dropna()) or "-"
+
+    rows = [
+        {
+            "N": row.depth,
+            "alphas tried": row.alphas_tried,
+            "divergence": row.divergence,
+            "largest stable α": row.largest_stable,
+            "latent rank per seed": per_seed(rung["latent_rank"]),
+            "W_e rank per seed": per_seed(rung["we_rank"]),
+            "loss": mean_sd(rung["loss"].mean(), rung["loss"].std(), 4) if len(rung) else "-",
+        }
+        for row, rung in largest_stable_rungs(trials)
+    ]
     return pd.DataFrame(rows)
 
 
