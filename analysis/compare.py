@@ -1,25 +1,14 @@
-"""Comparison tables: per-configuration mean ± sd over seeds, and implicit vs explicit rank.
+"""Comparison tables: per-configuration mean ± sd over seeds, the downstream tasks, the
+alpha escalation's ladder, dtype pairs.
 
-The paper's claim (Fig. 4) is that the latent rank the orthogonal + alpha sub-network finds
-without supervision lands in the range of ranks that a supervised sweep of the explicit
-d -> k -> d bottleneck finds best for each downstream task. `implicit_vs_explicit` answers
-that per N and alpha in one table, so nobody has to read it off a plot.
-
-"Explicit-optimal range": the explicit curve's mean per k over seeds; the best k; every k
-whose mean is within a tolerance of the best (or better). The range is made of the runs of
-neighbouring such k on the tested grid ("4-8, 128" when k = 16 between them was worse),
-and an implicit rank is "in range" when it lies within one of those runs: between grid
-points that are both near-optimal, never across a worse one. The tolerance is the best k's
-sd over seeds, but at least `Task.floor` (1 accuracy point, or 2% of the best FID), so one
-seed, or seeds that agree exactly, do not shrink it to nothing. The vanilla autoencoder is
-the explicit curve's uncapped end: it sits at k = d.
+The paper's Fig. 3 and Fig. 4 claims are judged per seed in `analysis.verdicts`; a mean ±
+sd here describes a configuration, and is never a verdict.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 import pandas as pd
@@ -29,6 +18,8 @@ from rankae.config import label
 from .load import order_configs
 
 CONFIG = ("method", "depth", "alpha", "k")
+SPLIT_RANKS = 2  # seeds agree when their ranks lie within this many of each other
+RANK_METRICS = ("latent_rank", "we_rank", "switch_k")  # never averaged over split seeds
 SUMMARY_METRICS = (
     "latent_rank",
     "we_rank",
@@ -37,10 +28,12 @@ SUMMARY_METRICS = (
     "loss",
     "acc_best",
     "acc_selected",
+    "val_acc_selected",
     "acc_pre_best",
     "acc_pre_selected",
     "latent_rank_cov",
     "fid",
+    "kid",
     "elapsed_s",
 )
 
@@ -52,6 +45,7 @@ SUMMARY_COLUMNS = {  # summary metric -> column title in the report
     "acc_best": "acc (best)",
     "acc_selected": "acc (selected)",
     "fid": "FID",
+    "kid": "KID",
     "elapsed_s": "train s",
 }
 
@@ -63,12 +57,8 @@ class Task:
     metric: str
     label: str
     higher_is_better: bool
-    floor: float  # smallest tolerance: absolute, or relative to the best when `relative`
+    floor: float  # smallest tolerance: absolute, or relative to the value when `relative`
     relative: bool = False
-
-    def tolerance(self, best: float, best_sd: float) -> float:
-        floor = self.floor * abs(best) if self.relative else self.floor
-        return max(0.0 if math.isnan(best_sd) else best_sd, floor)
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self.higher_is_better else a < b
@@ -77,7 +67,10 @@ class Task:
 TASKS = (
     Task("acc_best", "classification accuracy on z_N (best epoch)", True, 0.01),
     Task("acc_selected", "classification accuracy on z_N (selected epoch)", True, 0.01),
+    # FID is biased at small sample counts and a seed's bias is shared across its runs:
+    # verdicts compare it within seed only; KID is unbiased (rankae/fid.py)
     Task("fid", "FID (lower is better)", False, 0.02, relative=True),
+    Task("kid", "KID (lower is better)", False, 0.001),
     Task("acc_pre_best", "classification accuracy on z, before the bottleneck (best)", True, 0.01),
 )
 
@@ -90,19 +83,23 @@ def config_label(method: str, depth: Any = None, alpha: Any = None, k: Any = Non
 
 def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per N of an alpha escalation's trials: alphas tried, where the ladder diverged (seeds
-    and epochs), the largest stable alpha (a failed run counts as a divergence).
+    and epochs), the largest stable alpha, and the failed (errored) runs.
 
-    A ladder that never diverged has no divergence alpha: it reads "none up to <top alpha>",
-    and its largest stable alpha is only a lower bound on the true one.
+    A failed run is not a divergence: it says nothing about alpha (the searcher goes on
+    past it too); a rung with a failed run is not counted as stable either. A ladder that
+    never diverged has no divergence alpha: it reads "none up to <top alpha>", and its
+    largest stable alpha is only a lower bound on the true one.
     """
     out = []
     for depth, group in rows.groupby("depth", sort=True):
-        bad = group["diverged"] | (group["status"] != "FINISHED")
+        failed = group["status"] != "FINISHED"
+        bad = group["diverged"] & ~failed
         by_alpha = bad.groupby(group["alpha"]).any()
+        incomplete = failed.groupby(group["alpha"]).any()
         diverging = sorted(a for a, failed in by_alpha.items() if failed)
         first_bad = diverging[0] if diverging else None
         below = by_alpha[by_alpha.index < first_bad] if first_bad is not None else by_alpha
-        stable = [a for a, failed in below.items() if not failed]
+        stable = [a for a, diverged in below.items() if not diverged and not incomplete[a]]
         if first_bad is None:
             divergence = f"none up to α={max(by_alpha.index):g}"
         else:
@@ -125,6 +122,7 @@ def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 "divergence_alpha": first_bad,
                 "largest_stable_alpha": top,
                 "largest_stable": largest,  # in words: a capped ladder gives only a lower bound
+                "failed": int(failed.sum()),
             }
         )
     return pd.DataFrame(out)
@@ -144,7 +142,8 @@ def alpha_swept(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: seeds, diverged, failed, and mean and sd of each metric present.
+    """Per configuration: seeds, diverged, failed, and mean and sd of each metric present;
+    for a rank whose seeds split (`seeds_split`), also `<rank>_split` naming every value.
 
     Means are over the healthy seeds only (a diverged run's rank or loss is not a result);
     the counts say how many were left out.
@@ -162,9 +161,17 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
         for metric in present:
             row[f"{metric}_mean"] = good[metric].mean()
             row[f"{metric}_sd"] = good[metric].std(ddof=1)
+            values = good[metric].dropna().tolist()
+            if metric in RANK_METRICS and seeds_split(values):  # no mean describes them
+                row[f"{metric}_split"] = "split: " + ", ".join(f"{v:g}" for v in values)
         rows.append(row)
     frame = pd.DataFrame(rows).astype({"depth": "Int64", "k": "Int64"})
     return order_configs(frame).reset_index(drop=True)
+
+
+def seeds_split(ranks: list[float]) -> bool:
+    """Seeds whose ranks lie more than SPLIT_RANKS apart: no mean or median describes them."""
+    return len(ranks) > 1 and max(ranks) - min(ranks) > SPLIT_RANKS
 
 
 def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
@@ -178,8 +185,9 @@ def mean_sd(mean: float, sd: float, digits: int = 3) -> str:
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     """The per-configuration table as the reader sees it: mean ± sd strings over the healthy
-    seeds. The one results table: the report's, the CLI's end of a study and the MLflow
-    parent run's `results_table.md`."""
+    seeds, except ranks of seeds that split (`seeds_split`): those read "split: 5, 12". The
+    one results table: the report's, the CLI's end of a study and the MLflow parent run's
+    `results_table.md`."""
     summary = summarise(trials)
     out = pd.DataFrame(
         {
@@ -193,131 +201,15 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     )
     for metric, title in SUMMARY_COLUMNS.items():
         if f"{metric}_mean" in summary:
-            out[title] = [
+            cells = [
                 mean_sd(m, s)
                 for m, s in zip(summary[f"{metric}_mean"], summary[f"{metric}_sd"], strict=True)
             ]
+            if f"{metric}_split" in summary:
+                split = summary[f"{metric}_split"]
+                cells = [c if pd.isna(x) else x for c, x in zip(cells, split, strict=True)]
+            out[title] = cells
     return out
-
-
-def explicit_curve(trials: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The supervised baseline: `metric` per explicit k (mean, sd, seeds), vanilla at k = d."""
-    good = healthy(trials).dropna(subset=[metric])
-    explicit = good[good["method"] == "explicit"].assign(baseline="explicit")
-    vanilla = good[good["method"] == "vanilla"]
-    vanilla = vanilla.assign(k=vanilla["latent_dim"], baseline="vanilla")
-    both = pd.concat([explicit, vanilla])
-    if both.empty:
-        return pd.DataFrame(columns=["k", "baseline", "seeds", "mean", "sd"])
-    curve = both.groupby(["k", "baseline"])[metric].agg(seeds="count", mean="mean", sd="std")
-    return curve.reset_index().astype({"k": int}).sort_values("k").reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class Optimum:
-    """Where the explicit curve is best for one task, and the range within tolerance."""
-
-    task: Task
-    best_k: int
-    best: float
-    best_sd: float
-    tolerance: float
-    segments: tuple[tuple[int, int], ...]  # runs of neighbouring near-optimal k, ascending
-    ks: tuple[int, ...]  # every k on the curve
-    vanilla_k: int | None = None  # where vanilla sits on the curve (k = d), if it ran
-
-    def contains(self, rank: float) -> bool:
-        return any(low <= rank <= high for low, high in self.segments)
-
-    def matches(self, value: float) -> bool:
-        """At least as good as the explicit best, up to the tolerance."""
-        return self.task.better(value, self.best) or abs(value - self.best) <= self.tolerance
-
-    def describe(self) -> str:
-        """The near-optimal k as a reader says them: "4-8, 128 (vanilla)"."""
-
-        def name(k: int) -> str:
-            return f"{k} (vanilla)" if k == self.vanilla_k else str(k)
-
-        return ", ".join(name(a) if a == b else f"{a}-{name(b)}" for a, b in self.segments)
-
-
-def explicit_optimum(curve: pd.DataFrame, task: Task) -> Optimum | None:
-    """The best k and the explicit-optimal range (see the module docstring); None: no curve."""
-    if curve.empty:
-        return None
-    per_k = curve.sort_values("k").reset_index(drop=True)
-    means = per_k["mean"]
-    best_row = per_k.loc[means.idxmax() if task.higher_is_better else means.idxmin()]
-    tolerance = task.tolerance(best_row["mean"], best_row["sd"])
-    near = [
-        task.better(m, best_row["mean"]) or abs(m - best_row["mean"]) <= tolerance for m in means
-    ]
-    segments = []
-    for good, run in groupby(zip(per_k["k"], near, strict=True), key=lambda pair: pair[1]):
-        if good:
-            ks = [int(k) for k, _ in run]
-            segments.append((ks[0], ks[-1]))
-    return Optimum(
-        task=task,
-        best_k=int(best_row["k"]),
-        best=float(best_row["mean"]),
-        best_sd=float(best_row["sd"]),
-        tolerance=float(tolerance),
-        segments=tuple(segments),
-        ks=tuple(int(k) for k in per_k["k"]),
-        vanilla_k=next((int(r.k) for r in per_k.itertuples() if r.baseline == "vanilla"), None)
-        if "baseline" in per_k
-        else None,
-    )
-
-
-def implicit_vs_explicit(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per task and sub-network configuration (method, N, alpha): rank found vs explicit optimum.
-
-    `trials` holds both the explicit sweep and the sub-network runs (concatenate studies
-    when they were run separately). Empty when either side is missing for every task.
-    The implicit rank is the final latent-code rank (two-stage runs: after the switch).
-    """
-    rows = []
-    net = healthy(trials)[healthy(trials)["bottleneck"] == "linear_net"]
-    for task in TASKS:
-        if task.metric not in trials:
-            continue
-        optimum = explicit_optimum(explicit_curve(trials, task.metric), task)
-        runs = net.dropna(subset=[task.metric, "latent_rank"])
-        if optimum is None or runs.empty:
-            continue
-        for (method, depth, alpha), group in runs.groupby(["method", "depth", "alpha"]):
-            rank, value = group["latent_rank"].mean(), group[task.metric].mean()
-            rows.append(
-                {
-                    "task": task.metric,
-                    "method": method,
-                    "depth": depth,
-                    "alpha": alpha,
-                    "seeds": len(group),
-                    "implicit_rank": rank,
-                    "implicit_rank_sd": group["latent_rank"].std(ddof=1),
-                    "implicit_metric": value,
-                    "implicit_metric_sd": group[task.metric].std(ddof=1),
-                    "best_explicit_k": optimum.best_k,
-                    "best_explicit_metric": optimum.best,
-                    "best_explicit_sd": optimum.best_sd,
-                    "tolerance": optimum.tolerance,
-                    "optimal_k": optimum.describe(),
-                    "gap": value - optimum.best,
-                    "rank_in_optimal_range": optimum.contains(rank),
-                    "as_good_as_explicit": optimum.matches(value),
-                }
-            )
-    if not rows:
-        return pd.DataFrame()
-    table = order_configs(pd.DataFrame(rows))
-    order = {t.metric: i for i, t in enumerate(TASKS)}
-    return table.sort_values("task", key=lambda t: t.map(order), kind="stable").reset_index(
-        drop=True
-    )
 
 
 def partner_studies(study: str, available: list[str]) -> list[str]:

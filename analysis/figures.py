@@ -21,8 +21,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from rankae.records import TOP_SINGULAR_VALUES
 
-from .compare import TASKS, alpha_swept, config_label, explicit_curve, explicit_optimum, healthy
+from .compare import TASKS, alpha_swept, config_label, healthy
 from .load import METHOD_ORDER
+from .verdicts import explicit_points
 
 TOP = TOP_SINGULAR_VALUES
 METHOD_STYLE = {  # marker and colour per method, the same in every figure
@@ -278,54 +279,54 @@ def metrics_vs_alpha(trials: pd.DataFrame) -> Figure:
 
 
 def implicit_vs_explicit(trials: pd.DataFrame) -> Figure:
-    """Fig. 4: the explicit curve over k (mean ± sd) with its optimal range, and the ranks
-    and scores the sub-network runs reached, one point per seed.
+    """Fig. 4, per seed: each seed's explicit curve over k (one colour per seed, vanilla at
+    k = d) and the ranks and scores its sub-network runs reached (same colour; marker by
+    configuration). Seeds are never averaged: a curve's offset is the seed's own.
 
     `trials` pools the explicit sweep and the sub-network runs (they are often two studies).
     """
+    net = healthy(trials)
+    net = net[net["bottleneck"] == "linear_net"]
     panels = []
     for task in _tasks_with_data(trials):
-        curve = explicit_curve(trials, task.metric)
-        optimum = explicit_optimum(curve, task)
-        net = healthy(trials)
-        net = net[net["bottleneck"] == "linear_net"].dropna(subset=[task.metric, "latent_rank"])
-        if optimum is not None and not net.empty:
-            panels.append((task, curve, optimum, net))
+        points = explicit_points(trials, task.metric)
+        runs = net.dropna(subset=[task.metric, "latent_rank"])
+        runs = runs[runs["seed"].isin(points["seed"])]
+        if not points.empty and not runs.empty:
+            panels.append((task, points, runs))
     if not panels:
         raise NotApplicable(
             "needs both explicit-bottleneck runs and sub-network runs with downstream metrics "
-            "(e.g. mnist_explicit with mnist_alpha_sweep)"
+            "at the same seeds (e.g. mnist_explicit with mnist_alpha_sweep)"
         )
     figure, axes = _panels(len(panels), width=5.2, height=4.2)
-    colours = _depth_colours(sorted({int(d) for p in panels for d in p[3]["depth"]}))
-    alphas = sorted({float(a) for p in panels for a in p[3]["alpha"]})
-    for axis, (task, curve, optimum, net) in zip(axes, panels, strict=True):
-        for i, (low, high) in enumerate(optimum.segments):
-            label = "explicit-optimal k (within tolerance)" if i == 0 else None
-            axis.axvspan(low * 0.93, high * 1.07, color="tab:green", alpha=0.15, label=label)
-        explicit = curve[curve["baseline"] == "explicit"]
-        axis.errorbar(explicit["k"], explicit["mean"], yerr=explicit["sd"].fillna(0), color="k",
-                      marker="D", ms=4, capsize=3, label="explicit (mean ± sd)")  # fmt: skip
-        vanilla = curve[curve["baseline"] == "vanilla"]
-        if not vanilla.empty:
-            axis.errorbar(vanilla["k"], vanilla["mean"], yerr=vanilla["sd"].fillna(0),
-                          color="0.35", marker="s", ls="none", capsize=3,
-                          label="vanilla (k = d)")  # fmt: skip
-        for (method, depth, alpha), group in net.groupby(["method", "depth", "alpha"]):
-            colour = colours[int(depth)]  # N by colour, alpha by marker, other inits hollow
-            axis.scatter(group["latent_rank"], group[task.metric], s=40, zorder=3,
-                         marker=ALPHA_MARKERS[alphas.index(alpha) % len(ALPHA_MARKERS)],
-                         facecolor=colour if method == "orthogonal" else "none",
-                         edgecolor="k" if method == "orthogonal" else colour, linewidth=0.8,
-                         label=config_label(method, depth, alpha, None))  # fmt: skip
+    seeds = sorted({int(s) for p in panels for s in p[1]["seed"]})
+    colours = dict(zip(seeds, colormaps["tab10"].colors, strict=False))
+    configs = sorted(
+        {
+            (m, int(d), float(a))
+            for p in panels
+            for m, d, a in zip(p[2]["method"], p[2]["depth"], p[2]["alpha"], strict=True)
+        }
+    )
+    for axis, (task, points, runs) in zip(axes, panels, strict=True):
+        for seed, curve in points.groupby("seed"):
+            curve = curve.sort_values("k")
+            axis.plot(curve["k"], curve["value"], color=colours[int(seed)], marker="D", ms=4,
+                      label=f"explicit, seed {int(seed)}")  # fmt: skip
+        for run in runs.itertuples():
+            i = configs.index((run.method, int(run.depth), float(run.alpha)))
+            axis.scatter([run.latent_rank], [getattr(run, task.metric)], s=60, zorder=3,
+                         marker=ALPHA_MARKERS[i % len(ALPHA_MARKERS)], edgecolor="k",
+                         facecolor=colours[int(run.seed)], linewidth=0.8,
+                         label=config_label(run.method, run.depth, run.alpha, None))  # fmt: skip
         axis.set_xscale("log", base=2)
-        ticks = sorted({*optimum.ks, *(int(r) for r in net["latent_rank"])})
+        ticks = sorted({*(int(k) for k in points["k"]), *(int(r) for r in runs["latent_rank"])})
         axis.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
-        axis.set_xlabel("latent rank (explicit: k)")
-        axis.set_ylabel(task.label)
-        axis.set_title(f"{task.label}\nexplicit-optimal k: {optimum.describe()}", fontsize=10)
+        axis.set_xlabel("latent rank (explicit: k; vanilla at k = d)")
+        axis.set_title(task.label, fontsize=10)
         axis.grid(alpha=0.3)
-    figure.suptitle("Fig. 4: implicit rank (points, one per seed) vs the explicit baseline over k")
+    figure.suptitle("Fig. 4 per seed: implicit runs (markers) on their own seed's explicit curve")
     figure.tight_layout()
     _legend_outside(figure, axes)
     return figure
@@ -367,6 +368,43 @@ def top_singular_values(history: pd.DataFrame, run_id: str | None = None) -> Fig
     label = config_label(first["method"], first["depth"], first["alpha"], first["k"])
     title = f"Fig. 5: {label}, seed {first['seed']} ({first['study']})"
     return spectrum_trajectory(spectra, title=title, threshold=float(first["rank_threshold"]))
+
+
+def final_code_spectra(source: tuple[pd.DataFrame, dict[str, list[dict[str, Any]]]]) -> Figure:
+    """The comparison figure of the field: each configuration's final latent-code spectrum,
+    normalised by its largest value, on a log scale, with the rank threshold; one panel per
+    seed (seeds are never pooled), one line per configuration."""
+    trials, spectra = source
+    runs = healthy(trials)
+    runs = runs[runs["run_id"].isin([r for r, s in spectra.items() if s and s[-1].get("latent")])]
+    if runs.empty:
+        raise NotApplicable("no healthy run has a logged final code spectrum")
+    seeds = sorted({int(s) for s in runs["seed"]})
+    figure, axes = _panels(len(seeds), width=5.2, height=4.0)
+    labels = [config_label(r.method, r.depth, r.alpha, r.k) for r in runs.itertuples()]
+    styles = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    colours = colormaps["tab20"].colors
+    for axis, seed in zip(axes, seeds, strict=True):
+        for run, label in zip(runs.itertuples(), labels, strict=True):
+            if int(run.seed) != seed:
+                continue
+            values = np.asarray(spectra[run.run_id][-1]["latent"], dtype=float)
+            values = values / values[0] if values[0] > 0 else values
+            i = styles[label]
+            axis.plot(np.arange(1, len(values) + 1), np.clip(values, 1e-8, None),
+                      color=colours[i % len(colours)], ls=("-", "--", ":")[i // 10 % 3],
+                      label=label, lw=1.2)  # fmt: skip
+        axis.axhline(float(runs["rank_threshold"].iloc[0]), color="k", ls=":", lw=1,
+                     label="rank threshold")  # fmt: skip
+        axis.set_yscale("log")
+        axis.set_xlabel("index i")
+        axis.set_ylabel("σ_i / σ_1 of the centred codes")
+        axis.set_title(f"seed {seed}")
+        axis.grid(alpha=0.3)
+    figure.suptitle("Final normalised code spectra, per seed (one line per configuration)")
+    figure.tight_layout()
+    _legend_outside(figure, axes)
+    return figure
 
 
 def rank_knee(trials: pd.DataFrame) -> Figure:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .compare import TASKS, alpha_swept, config_label, escalation_summary, healthy, mean_sd
-
-TASK_BY_METRIC = {t.metric: t for t in TASKS}
+from .compare import TASKS, alpha_swept, config_label, escalation_summary, healthy, seeds_split
 
 
 def _fmt(value: float) -> str:
@@ -33,12 +31,12 @@ def overview(trials: pd.DataFrame, preset: str = "full") -> list[str]:
             "This is a --smoke invocation (few images, few epochs): its numbers exercise the "
             "pipeline and are not evidence for or against the paper."
         )
-    elif preset == "laptop":
+    elif preset in ("laptop", "desktop"):
         lines.append(
-            "This is a --preset laptop invocation (a training subset for a few thousand "
-            "steps, FID from a few hundred samples): it shows where each method heads at that "
-            "scale, not the paper's 200-epoch values, and its FIDs compare only with runs "
-            "at the same sample count."
+            f"This is a --preset {preset} invocation (a 6,000-image training subset, FID and "
+            "KID from a few hundred samples): it shows what that scale finds, not the paper's "
+            "60,000-image 200-epoch values; its FIDs compare only within a seed and at the "
+            "same sample count (KID has no small-sample bias)."
         )
     if len(seeds) == 1:
         lines.append("One seed per configuration: no spread is known; ± columns are empty.")
@@ -51,22 +49,23 @@ def rank_findings(trials: pd.DataFrame) -> list[str]:
     good = healthy(trials)
     lines = []
     for method, runs in good.groupby("method", sort=False):
-        ranks = runs.groupby(["depth", "alpha", "k"], dropna=False)[["latent_rank", "we_rank"]]
+        configs = runs.groupby(["depth", "alpha", "k"], dropna=False, sort=False)
         parts = []
-        for (depth, alpha, k), mean in ranks.mean().iterrows():
-            text = f"{config_label('', depth, alpha, k)}: {_fmt(mean['latent_rank'])}".lstrip(": ")
-            if not pd.isna(mean["we_rank"]):
-                text += f" (W_e {_fmt(mean['we_rank'])})"
-            parts.append(text)
-        line = f"{method}: final latent rank {'; '.join(parts)}"
+        for (depth, alpha, k), group in configs:
+            text = f"{config_label('', depth, alpha, k)}: {_per_seed(group['latent_rank'])}"
+            if group["we_rank"].notna().any():
+                text += f" (W_e {_per_seed(group['we_rank'])})"
+            parts.append(text.lstrip(": "))
+        line = f"{method}: final latent rank per seed {'; '.join(parts)}"
         if method == "vanilla":
             line += f" of d = {int(runs['latent_dim'].iloc[0])}"
         for alpha, part in runs.groupby("alpha"):
-            by_depth = part.groupby("depth")["latent_rank"].mean()
-            if len(by_depth) > 1:
+            if part["depth"].nunique() > 1:
                 line += (
-                    f" — at α={alpha:g} it varies by {_fmt(by_depth.max() - by_depth.min())} "
-                    f"across N={', '.join(str(int(d)) for d in by_depth.index)}"
+                    f" — at α={alpha:g} the ranks over N="
+                    f"{', '.join(str(int(d)) for d in sorted(part['depth'].unique()))} and "
+                    f"seeds span {_fmt(part['latent_rank'].min())}-"
+                    f"{_fmt(part['latent_rank'].max())}"
                 )
         if method == "explicit":
             capped = (runs["latent_rank"] <= runs["k"]).sum()
@@ -169,28 +168,9 @@ def _span(values: pd.Series) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def comparison_findings(table: pd.DataFrame) -> list[str]:
-    """Per task: the explicit optimum, how many implicit configurations landed in its range,
-    and how far their scores are from the explicit best."""
-    lines = []
-    for metric, rows in table.groupby("task", sort=False):
-        task = TASK_BY_METRIC[metric]
-        first = rows.iloc[0]
-        inside = rows[rows["rank_in_optimal_range"]]
-        line = (
-            f"{task.label}: the explicit sweep is best at k={first['best_explicit_k']} "
-            f"({mean_sd(first['best_explicit_metric'], first['best_explicit_sd'])}); within "
-            f"{_fmt(first['tolerance'])} of it (or better) are k = {first['optimal_k']}. "
-            f"{len(inside)} of {len(rows)} sub-network configurations landed their latent "
-            "rank inside (each one's rank and gap: the table above)"
-        )
-        within = int(rows["as_good_as_explicit"].sum())
-        scores = rows["implicit_metric"]
-        top = rows.loc[scores.idxmax() if task.higher_is_better else scores.idxmin()]
-        line += (
-            f". {within} of {len(rows)} score as well as the explicit best (within tolerance); "
-            f"the best of them: {config_label(top['method'], top['depth'], top['alpha'])} "
-            f"(gap {top['gap']:+.3g})."
-        )
-        lines.append(line)
-    return lines
+def _per_seed(ranks: pd.Series) -> str:
+    """Each seed's rank, in seed order; "(seeds split)" when they lie too far apart to
+    summarise (`analysis.compare.SPLIT_RANKS`)."""
+    values = [v for v in ranks.dropna()]
+    text = ", ".join(_fmt(v) for v in values) or "-"
+    return text + (" (seeds split)" if len(values) > 1 and seeds_split(values) else "")

@@ -56,6 +56,7 @@ FINAL_METRICS = (
     "step",
     "stage",
     "loss",
+    "trivial_loss",
     "latent_rank",
     "we_rank",
     *SWITCH_METRICS,
@@ -343,6 +344,21 @@ def load_spectra(
                 continue
             out[run_id] = json.loads(Path(path).read_text())
     return out
+
+
+SEARCH_ARTIFACT_DIR = "search"  # the parent run's copy of an Optuna study's record
+
+
+def load_search_record(parent_run_id: str, tracking_uri: str | None, folder: Path) -> Path | None:
+    """The invocation's Optuna record (`<invocation>.optuna.db`), downloaded into `folder`;
+    None for a study that searched nothing."""
+    client, _ = connect(tracking_uri)
+    with _quiet_downloads():
+        try:
+            local = client.download_artifacts(parent_run_id, SEARCH_ARTIFACT_DIR, str(folder))
+        except (MlflowException, OSError):
+            return None
+    return next(Path(local).glob("*.optuna.db"), None)
 
 
 def load_codes(run_id: str, tracking_uri: str | None = None) -> np.ndarray | None:

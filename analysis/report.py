@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,15 +34,13 @@ from . import figures
 from .compare import (
     config_label,
     healthy,
-    implicit_vs_explicit,
-    mean_sd,
     partner_studies,
+    seeds_split,
     setting_differences,
     summary_table,
 )
 from .document import Document
 from .findings import (
-    comparison_findings,
     downstream_findings,
     escalation_findings,
     overview,
@@ -53,12 +52,25 @@ from .load import (
     find_runs,
     history_frame,
     load_codes,
+    load_search_record,
+    load_spectra,
     study_names,
     trials_frame,
 )
 from .rank_estimate import RANK_STUDY, knee_table, per_depth_table, trials_answer, verdict
+from .search import confirmation
+from .settle import SETTLED_RULE, SETTLED_STEPS, settledness_table, steps_to_rank
+from .verdicts import (
+    FIG3_RULE,
+    FIG4_RULE,
+    fig3_per_seed,
+    fig3_verdicts,
+    fig4_verdicts,
+    implicit_vs_explicit,
+)
 
 YES_NO = {True: "yes", False: "no"}
+HEADLINE_TASKS = ("acc_selected", "kid")  # validation-selected accuracy; KID, unbiased
 FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
     ("fig1_rank_trajectories.png", "Fig. 1: loss, W_e rank and latent rank over training, "
      "per init and N", figures.rank_trajectories, "history"),
@@ -70,6 +82,9 @@ FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
      figures.implicit_vs_explicit, "pooled"),
     ("fig5_top_singular_values.png", "Fig. 5: top singular values of W_e and of the latent "
      "codes over training (one representative run)", figures.top_singular_values, "history"),
+    ("final_code_spectra.png", "Each configuration's final normalised code spectrum, one "
+     "panel per seed, log scale, with the rank threshold", figures.final_code_spectra,
+     "spectra"),
 )  # fmt: skip
 
 
@@ -106,36 +121,10 @@ def show_table(doc: Document, frame: pd.DataFrame, folder: Path, name: str) -> l
     return save_table(frame, folder, name)
 
 
-def headline_table(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Per task, the one-screen answer at the paper's setting, each N's largest alpha run
-    (Sec. 3.2: alpha as large as training stays stable; diverged runs are already out):
-    where the implicit rank lands, the explicit-optimal k, and the gap to the explicit best
-    (± sd: the two sides' seed spreads combined as independent)."""
-    largest = comparison.groupby(["task", "method", "depth"])["alpha"].transform("max")
-    table = comparison[comparison["alpha"] == largest]
-    gap_sd = (table["implicit_metric_sd"] ** 2 + table["best_explicit_sd"] ** 2) ** 0.5
-    return pd.DataFrame(
-        {
-            "task": table["task"],
-            "implicit configuration": [
-                config_label(r.method, r.depth, r.alpha) for r in table.itertuples()
-            ],
-            "implicit rank": [
-                mean_sd(m, s)
-                for m, s in zip(table["implicit_rank"], table["implicit_rank_sd"], strict=True)
-            ],  # fmt: skip
-            "explicit-optimal k": table["optimal_k"],
-            "gap to explicit best": [
-                mean_sd(g, s) for g, s in zip(table["gap"], gap_sd, strict=True)
-            ],
-        }
-    )
-
-
 def preset_of(runs: Any) -> str:
     """The smallest tier among the invocations read (what their numbers can claim)."""
     tiers = {p.data.params.get("preset", "full") for p in runs.parents}
-    return next((t for t in ("smoke", "laptop") if t in tiers), "full")
+    return next((t for t in ("smoke", "laptop", "desktop") if t in tiers), "full")
 
 
 def rank_headline(trials: pd.DataFrame) -> pd.DataFrame:
@@ -151,8 +140,8 @@ def rank_headline(trials: pd.DataFrame) -> pd.DataFrame:
                 "method": method,
                 "N": ", ".join(map(str, depths)) or "-",
                 "runs": len(ranks),
-                "latent rank (mean ± sd)": mean_sd(ranks.mean(), ranks.std(ddof=1)),
-                "range": f"{ranks.min():g}-{ranks.max():g}" if len(ranks) else "-",
+                "latent ranks (every run)": ", ".join(f"{r:g}" for r in sorted(ranks)) or "-",
+                "seeds split": YES_NO[seeds_split(ranks.tolist())],
             }
         )
     return pd.DataFrame(rows)
@@ -180,34 +169,56 @@ def provenance(runs: Any) -> str:
     return "; ".join(parts)
 
 
-def comparison_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The implicit-vs-explicit table as the reader sees it."""
+def per_seed_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed implicit-vs-explicit table as the reader sees it."""
+    settled = table["settled"].map({True: "yes", False: "no"}).fillna("-")
     return pd.DataFrame(
         {
             "task": table["task"],
             "implicit configuration": [
                 config_label(r.method, r.depth, r.alpha) for r in table.itertuples()
             ],
-            "seeds": table["seeds"],
-            "implicit rank": [
-                mean_sd(m, s)
-                for m, s in zip(table["implicit_rank"], table["implicit_rank_sd"], strict=True)
-            ],  # fmt: skip
-            "implicit metric": [
-                mean_sd(m, s)
-                for m, s in zip(table["implicit_metric"], table["implicit_metric_sd"], strict=True)
-            ],  # fmt: skip
-            "best explicit k": table["best_explicit_k"],
-            "explicit best": [
-                mean_sd(m, s)
-                for m, s in zip(
-                    table["best_explicit_metric"], table["best_explicit_sd"], strict=True
+            "seed": table["seed"],
+            "implicit rank": table["implicit_rank"].map(lambda v: f"{v:g}"),
+            "settled": settled,
+            "explicit best k (same seed)": table["best_explicit_k"],
+            "near-optimal k": table["near_optimal_k"].where(~table["flat_curve"], "flat"),
+            "tolerance": table["tolerance"].map(lambda v: f"{v:.3g}"),
+            "rank in range": table["rank_in_range"].map(YES_NO),
+            "implicit metric": table["implicit_metric"].map(lambda v: f"{v:.4g}"),
+            "explicit at nearest k": [
+                f"{v:.4g} (k={k})"
+                for v, k in zip(table["explicit_at_nearest"], table["nearest_k"], strict=True)
+            ],
+            "gap": table["gap"].map(lambda v: f"{v:+.3g}"),
+            "within noise": table["within_noise"].map(YES_NO),
+        }
+    )
+
+
+def settledness_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the final ranks, how long W_e's rank had held, its gap, settled, degraded,
+    and the switch a two-stage run would have made (`analysis.settle`)."""
+
+    def fmt(value: Any, spec: str = "g") -> str:
+        return "-" if value is None or pd.isna(value) else format(value, spec)
+
+    return pd.DataFrame(
+        {
+            "run": trials["run_name"],
+            "seed": trials["seed"],
+            "latent rank": trials["latent_rank"].map(fmt),
+            "W_e rank": trials["we_rank"].map(fmt),
+            "steps since W_e rank changed": trials["we_stable_steps"].map(lambda v: fmt(v, ",.0f")),
+            "gap σ_r/σ_r+1": trials["we_gap"].map(lambda v: fmt(v, ".3g")),
+            "settled": trials["settled"].map(YES_NO).fillna("-"),
+            "degraded": trials["degraded"].map(YES_NO).fillna("not recorded"),
+            f"switch at patience {SETTLED_STEPS:,} (epoch, k)": [
+                "-" if pd.isna(e) else f"{int(e)}, {int(k)}"
+                for e, k in zip(
+                    trials["switch_epoch_at_patience"], trials["switch_k_at_patience"], strict=True
                 )
-            ],  # fmt: skip
-            "explicit-optimal k": table["optimal_k"],
-            "gap": [f"{g:+.3g}" for g in table["gap"]],
-            "implicit rank in explicit-optimal range": table["rank_in_optimal_range"].map(YES_NO),
-            "as good as explicit best": table["as_good_as_explicit"].map(YES_NO),
+            ],
         }
     )
 
@@ -340,6 +351,50 @@ def rank_section(
     return written
 
 
+def search_section(doc: Document, runs: Any, trials: pd.DataFrame, out: Path, tables: Path):
+    """An Optuna study: its history and parameter importances (Optuna's own matplotlib
+    figures, from the invocation's record), and the honest result: the configuration chosen
+    on the validation objective, re-trained on fresh seeds, with their test accuracy."""
+    import optuna
+    from matplotlib import pyplot as plt
+    from optuna.visualization import matplotlib as optuna_plots
+
+    parent = runs.latest_parent
+    if parent is None:
+        return []
+    with tempfile.TemporaryDirectory() as folder:
+        record = load_search_record(parent.info.run_id, runs.tracking_uri, Path(folder))
+        if record is None:
+            return []
+        name = parent.data.tags["invocation"]
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        search = optuna.load_study(study_name=name, storage=f"sqlite:///{record}")
+        objective = search.user_attrs.get("objective", "the objective")
+        doc.heading("Search (Optuna)")
+        doc.paragraph(
+            f"{len(search.trials)} search trials, selected on {objective} (validation data "
+            "only). The test accuracy is reported for the chosen configuration alone, "
+            "re-trained on fresh seeds that the search never saw."
+        )
+        written = show_table(doc, confirmation(trials, objective), tables, "search_confirmation")
+        drawn = (
+            ("search_history.png", "Optuna: the objective per trial and the best so far",
+             optuna_plots.plot_optimization_history),
+            ("search_importances.png", "Optuna: parameter importances (its default evaluator)",
+             optuna_plots.plot_param_importances),
+        )  # fmt: skip
+        for filename, caption, draw in drawn:
+            try:
+                axis = draw(search)
+            except (ValueError, RuntimeError) as reason:  # e.g. too few finished trials
+                doc.paragraph(f"{caption.split(':')[0]}: not drawn — {reason}.")
+                continue
+            written += save_figure(axis.figure, out / filename)
+            plt.close(axis.figure)  # Optuna draws with pyplot, which keeps its figures
+            doc.figure(filename, caption)
+    return written
+
+
 def build_report(
     study: str,
     tracking_uri: str | None = None,
@@ -353,7 +408,13 @@ def build_report(
     trials = trials_frame(runs)
     history = history_frame(runs, trials)
     pooled, partners = pooled_trials(study, trials, runs.tracking_uri, compare_with)
-    comparison = implicit_vs_explicit(pooled)
+    spectra = load_spectra(list(pooled["run_id"]), runs.tracking_uri)
+    settled = settledness_table(pooled, spectra)
+    pooled = pooled.merge(settled, on="run_id", how="left")
+    trials = trials.merge(settled, on="run_id", how="left")
+    per_seed = implicit_vs_explicit(pooled)
+    fig4 = fig4_verdicts(per_seed)
+    fig3 = fig3_verdicts(fig3_per_seed(trials))
     out = Path(out or Path("reports") / study)
     out.mkdir(parents=True, exist_ok=True)
     preset = preset_of(runs)
@@ -369,8 +430,18 @@ def build_report(
     tables = out / "tables"
     written = []
     doc.heading("Headline")
-    headline = rank_headline(trials) if comparison.empty else headline_table(comparison)
-    written += show_table(doc, headline, tables, "headline")
+    if not fig4.empty:
+        doc.paragraph(
+            "Fig. 4, per seed, on the honestly selected accuracy and the unbiased image score "
+            "(every task: the Fig. 4 section below)."
+        )
+        primary = fig4[fig4["task"].isin(HEADLINE_TASKS)]
+        written += show_table(doc, primary if not primary.empty else fig4, tables, "headline")
+    elif not fig3.empty:
+        doc.paragraph(f"Fig. 3, per seed. Rule: {FIG3_RULE}")
+        written += show_table(doc, fig3, tables, "headline")
+    else:
+        written += show_table(doc, rank_headline(trials), tables, "headline")
 
     if study == RANK_STUDY:
         written += rank_section(doc, trials, runs.tracking_uri, out, tables)
@@ -386,33 +457,59 @@ def build_report(
     summary = summary_table(trials)
     written += show_table(doc, summary, tables, "per_configuration")
 
-    doc.heading("Implicit vs explicit rank")
-    if comparison.empty:
+    if not fig3.empty:
+        doc.heading("Fig. 3: the metric against alpha, per N and seed")
+        doc.paragraph(f"Rule: {FIG3_RULE}")
+        written += show_table(doc, fig3, tables, "fig3_verdicts")
+
+    doc.heading("Implicit vs explicit rank, per seed (Fig. 4)")
+    if per_seed.empty:
         doc.paragraph(
             "Not applicable: this needs explicit-bottleneck runs and sub-network runs with "
-            "downstream metrics (accuracy, FID) in this study or its partners "
-            f"({', '.join(partners) or 'none found in the store'})."
+            "downstream metrics (accuracy, FID, KID) at the same seeds, in this study or its "
+            f"partners ({', '.join(partners) or 'none found in the store'})."
         )
     else:
+        doc.paragraph(f"Rule: {FIG4_RULE}")
+        written += show_table(doc, fig4, tables, "fig4_verdicts")
         doc.paragraph(
-            "Explicit-optimal k: the tested k whose mean over seeds is within a tolerance of "
-            "the best k's (the best k's sd over seeds, at least 0.01 accuracy or 2% of the best "
-            "FID) or better; a-b is a run of such neighbouring k, and an implicit rank between "
-            "them is in range. Vanilla counts as k = d. Implicit rank: the final latent rank of "
-            "the sub-network runs. Gap: implicit metric minus the explicit best. As good: "
-            "better than the explicit best, or within the tolerance of it."
+            "Each implicit run against its own seed's explicit curve: the near-optimal k of "
+            "that curve, whether the run's final latent rank lies in them, and its metric "
+            "against the explicit run at the grid k nearest its rank (log scale). FID is "
+            "compared within a seed only (its small-sample bias is shared by a seed's runs); "
+            "KID is unbiased."
         )
-        shown = comparison_table(comparison)
-        written += show_table(doc, shown, tables, "implicit_vs_explicit")
-        doc.bullets(comparison_findings(comparison))
+        written += show_table(doc, per_seed_table(per_seed), tables, "implicit_vs_explicit")
         presets = {study: preset_of(runs)} | {
             name: preset_of(find_runs(name, runs.tracking_uri)) for name in partners
         }
         notes = preset_differences(presets) + setting_differences(pooled)
         doc.bullets([f"Caution: {note}." for note in notes])
 
+    speed = steps_to_rank(history, trials)
+    if not speed.empty:
+        rank = int(trials["synth_rank"].dropna().iloc[0])
+        doc.heading(f"Steps until the data's rank ({rank}) is reached, per run")
+        doc.paragraph(
+            "The first logged step at which W_e's rank and the latent rank equal the data's "
+            "rank ('-': never in the run). End values alone cannot show speed or N-invariance "
+            "along the way."
+        )
+        shown = speed.drop(columns="run_id").rename(
+            columns={"run_name": "run", "steps_to_we_rank": "steps to W_e rank",
+                     "steps_to_latent_rank": "steps to latent rank"}
+        ).fillna("-")  # fmt: skip
+        written += show_table(doc, shown, tables, "steps_to_rank")
+
+    if trials["settled"].notna().any() or trials["degraded"].notna().any():
+        doc.heading("Settledness and degradation, per run")
+        doc.paragraph(f"Rules (analysis/settle.py): {SETTLED_RULE}.")
+        written += show_table(doc, settledness_rows(trials), tables, "settledness")
+
+    written += search_section(doc, runs, trials, out, tables)
+
     doc.heading("Figures")
-    data = {"history": history, "trials": trials, "pooled": pooled}
+    data = {"history": history, "trials": trials, "pooled": pooled, "spectra": (pooled, spectra)}
     for filename, caption, draw, source in FIGURES:
         try:
             figure = draw(data[source])

@@ -115,13 +115,14 @@ class RunConfig:
     gd_steps_per_epoch: int = setting(100, "full-batch gd: steps between two records", at_least=1)
     dtype: str = setting("float64", "floating point precision", choices=DTYPES)
     seed: int = setting(0, "model seed (study.run: use --seeds)", at_least=0)
-    # diverged: a NaN/inf loss, or divergence_epochs epochs in a row stuck above
-    # divergence_factor x the trivial loss (predicting the mean input; rankae/records.py)
+    # diverged: a NaN/inf loss, or epochs in a row stuck above divergence_factor x the
+    # trivial loss (predicting the mean input) covering divergence_steps optimiser steps
+    # (rankae/records.py); counted in steps, so the window is the same at every tier
     divergence_factor: float = setting(
         2.0, "diverged above this multiple of the trivial loss; finite > 1"
     )
-    divergence_epochs: int = setting(
-        3, "diverged after this many epochs in a row above that multiple", at_least=1
+    divergence_steps: int = setting(
+        1000, "diverged after stuck epochs in a row covering this many steps", at_least=1
     )
     # vectorised seed groups on a GPU: replay the step from a CUDA graph (Adam only). Off
     # until benchmarks/gpu_check.sh has passed on real hardware (docs/benchmarks.md)

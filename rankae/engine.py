@@ -18,7 +18,6 @@ and read once per epoch; SVDs run once per epoch, outside the step loop.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from .config import CONV_CHANNELS, ConfigError, RunConfig
 from .data import ImageSet, load_images, synthetic_low_rank
 from .models import Autoencoder, build_autoencoder
 from .rank import centred_code_singular_values, matrix_rank
-from .records import EpochRecord, StageSwitch, blown_up_streak, is_diverged, trivial_loss
+from .records import BlownUp, EpochRecord, StageSwitch, blown_up, is_diverged, trivial_loss
 from .userdata import load_user_data
 
 EVAL_BATCH = 2048  # codes are computed in chunks of this many inputs
@@ -158,8 +157,7 @@ class Trainer:
         self.stage = 1
         self.elapsed_s = 0.0
         self.trivial_loss = trivial_loss(self.data.train.images)
-        self.blown_up_epochs = 0  # consecutive epochs stuck above divergence_factor x trivial
-        self.best_loss = float("inf")
+        self.blown_up = BlownUp()  # the run of epochs stuck above divergence_factor x trivial
         self.diverged = False
         self.stable_steps = 0  # steps since W_e's rank last changed (checked once per epoch)
         self.last_we_rank: int | None = None
@@ -267,12 +265,10 @@ class Trainer:
         start = time.perf_counter()
         self.epoch += 1
         self.step += steps
-        self.blown_up_epochs = blown_up_streak(
-            loss, self.blown_up_epochs, self.best_loss, self.trivial_loss, cfg.divergence_factor
+        self.blown_up = blown_up(
+            loss, steps, self.blown_up, self.trivial_loss, cfg.divergence_factor
         )
-        if math.isfinite(loss):
-            self.best_loss = min(self.best_loss, loss)
-        self.diverged = is_diverged(loss, self.blown_up_epochs, cfg.divergence_epochs)
+        self.diverged = is_diverged(loss, self.blown_up, cfg.divergence_steps)
         we_sv, latent_sv = (None, None) if self.diverged else self.spectra_now()
         stage, switch = self.stage, None
         record = EpochRecord(
@@ -284,6 +280,7 @@ class Trainer:
             elapsed_s=0.0,
             steps_per_s=steps / train_time if train_time > 0 else float("nan"),
             rank_threshold=cfg.rank_threshold,
+            trivial_loss=self.trivial_loss,
             k=self.current_k(),
             we_singular_values=we_sv,
             latent_singular_values=latent_sv,
@@ -334,8 +331,7 @@ class Trainer:
             "step": self.step,
             "stage": self.stage,
             "elapsed_s": self.elapsed_s,
-            "blown_up_epochs": self.blown_up_epochs,
-            "best_loss": self.best_loss,
+            "blown_up": asdict(self.blown_up),
             "diverged": self.diverged,
             "stable_steps": self.stable_steps,
             "last_we_rank": self.last_we_rank,
@@ -355,9 +351,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.order.set_state(state["order"])
-        names = ("epoch", "step", "stage", "elapsed_s", "blown_up_epochs", "best_loss", "diverged")
-        for name in names:
+        for name in ("epoch", "step", "stage", "elapsed_s", "diverged"):
             setattr(self, name, state[name])
+        self.blown_up = BlownUp(**state["blown_up"])
         self.stable_steps, self.last_we_rank = state["stable_steps"], state["last_we_rank"]
         self.initial_we_rank = state["initial_we_rank"]
         self.switch = StageSwitch(**state["switch"]) if state["switch"] else None

@@ -27,7 +27,7 @@ from torchvision.utils import save_image
 
 from .downstream import fit_gmm_and_sample, select_labelled, train_classifier
 from .engine import EVAL_BATCH, Trainer
-from .fid import InceptionFeatureExtractor, fid_against, reference_statistics
+from .fid import InceptionFeatureExtractor, image_scores, reference_statistics
 
 GRID_IMAGES = 64
 _extractors: dict[str, InceptionFeatureExtractor] = {}  # one network per device and process
@@ -68,7 +68,7 @@ def classifier_inputs(trainer: Trainer) -> dict[str, tuple[torch.Tensor, ...]]:
 
 
 def classify(trainer: Trainer) -> dict[str, float]:
-    """acc_best and acc_selected on z_N, acc_pre_best and acc_pre_selected on z."""
+    """acc_best, acc_selected and val_acc_selected on z_N; the same with `pre_` on z."""
     cfg, metrics = trainer.config, {}
     for infix, inputs in classifier_inputs(trainer).items():
         for name, val_fraction in (("best", 0.0), ("selected", cfg.classifier_val_fraction)):
@@ -82,6 +82,8 @@ def classify(trainer: Trainer) -> dict[str, float]:
                 seed=cfg.seed,
             )
             metrics[f"acc_{infix}{name}"] = getattr(result, f"acc_{name}")
+        # the validation accuracy at the selected epoch: what a search may select on
+        metrics[f"val_acc_{infix}selected"] = result.val_acc_selected
     return metrics
 
 
@@ -94,7 +96,9 @@ def sample_images(trainer: Trainer) -> torch.Tensor:
     return decode(trainer, codes)
 
 
-def sample_fid(trainer: Trainer, samples: torch.Tensor) -> float:
+def sample_scores(trainer: Trainer, samples: torch.Tensor) -> dict[str, float]:
+    """FID and KID (with its sd) of decoded samples against the first fid_reference
+    training images."""
     cfg = trainer.config
     reference = trainer.data.train.images[: cfg.fid_reference]
     extractor = feature_extractor(trainer.device)
@@ -103,20 +107,21 @@ def sample_fid(trainer: Trainer, samples: torch.Tensor) -> float:
         dataset = "user-" + Path(str(cfg.data_path).removeprefix("torchvision:")).stem
     name = f"{dataset}-train-{len(reference)}"
     stats = reference_statistics(name, reference.float(), extractor)
-    return fid_against(samples.float(), stats.stats, extractor)
+    return image_scores(samples.float(), stats, extractor)
 
 
 def evaluate_downstream(trainer: Trainer, artifact_dir: Path | None = None) -> dict[str, float]:
-    """Accuracies at both code sites, fid (at fid_samples samples); grid into artifact_dir.
+    """Accuracies at both code sites, fid and kid (at fid_samples samples); grid into
+    artifact_dir.
 
-    Accuracies only with labels (`trainer.data.has_labels`); fid, fid_samples and the grid
+    Accuracies only with labels (`trainer.data.has_labels`); fid, kid, fid_samples and the grid
     only for images: for unlabelled vectors the dict is empty.
     """
     metrics = classify(trainer) if trainer.data.has_labels else {}
     if trainer.data.kind != "images":
         return metrics
     samples = sample_images(trainer)
-    metrics["fid"] = sample_fid(trainer, samples)
+    metrics.update(sample_scores(trainer, samples))
     metrics["fid_samples"] = len(samples)
     if artifact_dir is not None:
         artifact_dir.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,9 @@ PREPROCESSING = (
     "gray repeated to RGB; bilinear resize to 299 align_corners=False; [0,1]->[-1,1]"
 )
 PROGRESS_MIN_IMAGES = 1000  # show a progress bar from this many images on
+# KID's subsets: the common choice (torch-fidelity, clean-fid) is 100 subsets of 1,000
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,12 @@ class Stats:
 
 @dataclass(frozen=True)
 class ReferenceStats:
-    """Cached reference statistics; cache_hit tells whether they were read from disk."""
+    """Cached reference statistics and features; cache_hit: whether they were read from disk."""
 
     stats: Stats
     cache_hit: bool
     path: Path
+    features: np.ndarray  # (n, 2048) float32: KID needs the samples, not only the moments
 
 
 class InceptionFeatureExtractor:
@@ -170,7 +174,7 @@ def reference_statistics(
     extractor: InceptionFeatureExtractor,
     cache_dir: str | Path | None = None,
 ) -> ReferenceStats:
-    """Statistics of a reference set, computed once and cached as npz.
+    """Statistics and features of a reference set, computed once and cached as npz.
 
     The key hashes the image data, `extractor.preprocessing` and the weights file's
     sha256; name only makes the file findable. A stored file is used only if its
@@ -187,10 +191,12 @@ def reference_statistics(
     path = folder / f"{safe}-{key[:16]}.npz"
     if path.is_file():
         with np.load(path) as stored:
-            if str(stored["key"]) == key:
+            if str(stored["key"]) == key and "features" in stored:
                 stats = Stats(mu=stored["mu"], sigma=stored["sigma"], n=int(stored["n"]))
-                return ReferenceStats(stats=stats, cache_hit=True, path=path)
-    stats = feature_statistics(extractor.features(images))
+                features = stored["features"]
+                return ReferenceStats(stats, cache_hit=True, path=path, features=features)
+    features = extractor.features(images)
+    stats = feature_statistics(features)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name + ".", suffix=".tmp")
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is meant to be shared
@@ -201,6 +207,7 @@ def reference_statistics(
                 mu=stats.mu,
                 sigma=stats.sigma,
                 n=stats.n,
+                features=features,
                 key=key,
                 key_fields=json.dumps(key_fields, sort_keys=True),
             )
@@ -208,12 +215,49 @@ def reference_statistics(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return ReferenceStats(stats=stats, cache_hit=False, path=path)
+    return ReferenceStats(stats, cache_hit=False, path=path, features=features)
 
 
-def fid_against(
-    samples: torch.Tensor, ref_stats: Stats, extractor: InceptionFeatureExtractor
-) -> float:
-    """FID of samples against reference statistics (compare only at equal len(samples))."""
-    samples_stats = feature_statistics(extractor.features(samples))
-    return frechet_distance(samples_stats, ref_stats, extractor.device)
+def polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x.y / dim + 1)^3, the kernel of KID (Binkowski et al. 2018, Sec. 3)."""
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased estimator of MMD^2 (Gretton et al. 2012, Eq. 3) with the KID kernel:
+    mean off-diagonal k(x, x') + mean off-diagonal k(y, y') - 2 mean k(x, y)."""
+    m, n = len(x), len(y)
+    kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    within_x = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    within_y = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(within_x + within_y - 2 * kxy.mean())
+
+
+def kernel_inception_distance(
+    samples: np.ndarray, reference: np.ndarray, subsets: int, seed: int = 0
+) -> tuple[float, float]:
+    """KID: the unbiased MMD^2 over `subsets` random subset pairs (each of the smaller set's
+    size, at most KID_SUBSET_SIZE), mean and sd. Unlike FID it has no small-sample bias, so
+    values from a few hundred samples can be compared across runs."""
+    x = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(reference, dtype=np.float64)
+    size = min(len(x), len(y), KID_SUBSET_SIZE)
+    if size < 2:
+        raise ValueError(f"KID needs >= 2 samples per set, got {len(x)} and {len(y)}")
+    rng = np.random.default_rng(seed)
+    values = [
+        unbiased_mmd2(x[rng.choice(len(x), size, replace=False)],
+                      y[rng.choice(len(y), size, replace=False)])
+        for _ in range(subsets)
+    ]  # fmt: skip
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if subsets > 1 else 0.0
+
+
+def image_scores(
+    samples: torch.Tensor, reference: ReferenceStats, extractor: InceptionFeatureExtractor
+) -> dict[str, float]:
+    """FID (compare only at equal len(samples)) and KID with its sd over subsets."""
+    features = extractor.features(samples)
+    fid = frechet_distance(feature_statistics(features), reference.stats, extractor.device)
+    kid, kid_sd = kernel_inception_distance(features, reference.features, KID_SUBSETS)
+    return {"fid": fid, "kid": kid, "kid_sd": kid_sd}

@@ -25,6 +25,7 @@ EPOCH_METRICS = (
     "diverged",
     "elapsed_s",
     "steps_per_s",
+    "trivial_loss",
     "we_rank",
     "latent_rank",
     "latent_rank_cov",
@@ -40,14 +41,23 @@ SWITCH_METRICS = (
     "switch_loss_after",
 )
 # classifier on z_N (the rank-limited codes: primary) and on z (pre-bottleneck, as IRMAE)
+# val_acc_selected: the validation accuracy at acc_selected's epoch (searches select on it);
+# kid / kid_sd: unbiased at small sample counts, unlike fid (rankae/fid.py)
 DOWNSTREAM_METRICS = (
     "acc_best",
     "acc_selected",
+    "val_acc_selected",
     "acc_pre_best",
     "acc_pre_selected",
+    "val_acc_pre_selected",
     "fid",
+    "kid",
+    "kid_sd",
     "fid_samples",
 )
+# what a search may select on: validation and training numbers; a test number is reported,
+# never optimised (the acc_* metrics are accuracies on the test split)
+SELECTABLE_METRICS = ("val_acc_selected", "val_acc_pre_selected", "loss")
 # a vanilla run on a user's data also keeps its training codes (the report's estimators)
 CODES_ARTIFACT = "codes.npy"
 # checkpoint_discarded: 1 if the trial's checkpoint was unreadable and it started over;
@@ -66,30 +76,50 @@ def trivial_loss(inputs: torch.Tensor) -> float:
     return float(((x - x.mean(dim=0)) ** 2).mean())
 
 
-# an epoch above the trivial level still "recovers" while it improves on the run's best
-# so far by more than this fraction (healthy early epochs on small data do, by ~40%)
+# an epoch above the trivial level still "recovers" while it improves on the lowest loss of
+# its own streak above that level by more than this fraction (healthy early epochs on small
+# data do, by ~40%)
 RECOVERING_IMPROVEMENT = 0.1
+# one record cannot tell a spike from a plateau: a divergence needs at least this many
+STREAK_MIN_RECORDS = 2
 
 
-def blown_up_streak(loss: float, streak: int, best: float, trivial: float, factor: float) -> int:
-    """Consecutive epochs (this one included) that are blown up; 0 after a healthy epoch.
+@dataclass(frozen=True)
+class BlownUp:
+    """The state of the divergence rule: the current run of epochs above the trivial level."""
 
-    Blown up: a non-finite loss, or a loss above `factor` x the trivial loss that is not
-    recovering (not at least RECOVERING_IMPROVEMENT below `best`, the run's lowest loss of
-    the epochs before). A run still coming down from its initialisation never counts.
+    stuck_steps: int = 0  # steps of the consecutive stuck epochs (this one included)
+    stuck_records: int = 0
+    streak_min: float = math.inf  # lowest loss of the current epochs above the level
+
+
+def blown_up(loss: float, steps: int, state: BlownUp, trivial: float, factor: float) -> BlownUp:
+    """The divergence state after an epoch of `steps` steps with mean loss `loss`.
+
+    Stuck: a non-finite loss, or a loss above `factor` x the trivial loss that does not
+    improve by RECOVERING_IMPROVEMENT on the lowest loss of its own streak above that level
+    (a run coming down from its initialisation, or steadily recovering from a spike, keeps
+    improving on it). A healthy epoch (at or below the level) ends the streak.
     """
     if not math.isfinite(loss):
-        return streak + 1
-    stuck = loss > factor * trivial and loss > (1 - RECOVERING_IMPROVEMENT) * best
-    return streak + 1 if stuck else 0
+        return BlownUp(state.stuck_steps + steps, state.stuck_records + 1, state.streak_min)
+    if loss <= factor * trivial:
+        return BlownUp()
+    stuck = loss > (1 - RECOVERING_IMPROVEMENT) * state.streak_min
+    if not stuck:
+        return BlownUp(0, 0, min(state.streak_min, loss))
+    return BlownUp(state.stuck_steps + steps, state.stuck_records + 1, state.streak_min)
 
 
-def is_diverged(loss: float, streak: int, epochs: int) -> bool:
-    """Divergence: a non-finite loss, or `epochs` blown-up epochs in a row.
+def is_diverged(loss: float, state: BlownUp, window_steps: int) -> bool:
+    """Divergence: a non-finite loss, or stuck epochs covering >= `window_steps` optimiser
+    steps (the same window at every tier), at least STREAK_MIN_RECORDS of them.
 
     A single spike that recovers (seen in healthy runs with large alpha) never counts.
     """
-    return not math.isfinite(loss) or streak >= epochs
+    if not math.isfinite(loss):
+        return True
+    return state.stuck_steps >= window_steps and state.stuck_records >= STREAK_MIN_RECORDS
 
 
 @dataclass(frozen=True)
@@ -124,6 +154,7 @@ class EpochRecord:
     elapsed_s: float
     steps_per_s: float
     rank_threshold: float
+    trivial_loss: float | None = None  # predicting the mean input (`trivial_loss`): the scale
     k: int | None = None  # shared dimension of an explicit bottleneck, if any
     we_singular_values: list[float] | None = None  # raw, descending; None for vanilla
     latent_singular_values: list[float] | None = None  # raw, of the centred eval codes
@@ -167,6 +198,8 @@ class EpochRecord:
         for name, value in ranks:
             if value is not None:
                 out[name] = value
+        if self.trivial_loss is not None:
+            out["trivial_loss"] = self.trivial_loss
         if self.k is not None:
             out["k"] = self.k
         for prefix, values in (

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.compare import summary_table
+from analysis.load import SEARCH_ARTIFACT_DIR
 
 from .cost import estimate
 from .invocations import new_invocation, optuna_db, save_invocation
@@ -168,7 +169,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                 tune_config=tune.TuneConfig(
                     search_alg=spec.plan.searcher(spec, storage_url, run_name),
                     num_samples=spec.plan.tune_samples(),
-                    max_concurrent_trials=options.get("max_concurrent") or None,
+                    max_concurrent_trials=options.get("max_concurrent") or spec.plan.max_concurrent,
                     reuse_actors=True,
                     trial_dirname_creator=lambda trial: trial.trial_id,
                     trial_name_creator=lambda trial: trial_name(trial.config),
@@ -214,6 +215,9 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         "experiment_path": experiment_path,
         "wall_s": time.time() - started,
     }
+    search_record = optuna_db(run_name)
+    if search_record.exists():  # the report draws the search's history from it
+        tracker.log_artifact(search_record, SEARCH_ARTIFACT_DIR)
     return report(spec, trials, tracker, where)
 
 

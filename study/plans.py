@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rankae.config import ConfigError
+from rankae.records import SELECTABLE_METRICS
 from search_spaces import Variant
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class _ReplayedPlan:
 class Grid(_ReplayedPlan):
     """Every variant, once per seed."""
 
+    max_concurrent = None  # no cap of its own: as many trials as the resources allow
     variants: Sequence[Variant]
 
     def all_variants(self) -> list[Variant]:
@@ -110,6 +113,7 @@ class AlphaEscalation(_ReplayedPlan):
         default_factory=lambda: {"bottleneck": "linear_net", "init": "orthogonal"}
     )
     at_most = True  # the ladder may stop at a divergence before its top
+    max_concurrent = None  # one rung per N at a time already (`in_flight`)
 
     def ladder(self) -> list[float]:
         alphas, alpha = sorted(a for a in self.low_rungs if a < self.start), self.start
@@ -162,7 +166,7 @@ class AlphaEscalation(_ReplayedPlan):
                 metrics[f"largest_stable_alpha_N{row.depth}"] = row.largest_stable_alpha
             if row.divergence_alpha is not None:
                 metrics[f"divergence_alpha_N{row.depth}"] = row.divergence_alpha
-        shown = ladder[["depth", "alphas_tried", "divergence", "largest_stable"]]
+        shown = ladder[["depth", "alphas_tried", "divergence", "largest_stable", "failed"]]
         return [("alpha escalation", shown, metrics)]
 
 
@@ -241,15 +245,21 @@ class RankEstimate(AlphaEscalation):
 
 @dataclass(frozen=True)
 class OptunaSpace:
-    """Optuna over the bottleneck (explicit k, or orthogonal N and alpha) for a downstream metric.
+    """Optuna over the bottleneck (explicit k, or orthogonal N and alpha) for a metric that
+    may be selected on (`rankae.records.SELECTABLE_METRICS`: validation or training numbers,
+    never a test one), then the chosen configuration re-trained on `confirm_runs` fresh seeds
+    (the ones after the search's seed): its test accuracy there is the search's result.
 
-    `ranges` maps a config key to (low, high) for a number or a tuple of choices for a
-    category; `conditional` keys are sampled only when `bottleneck` takes that value.
+    `conditional` maps a config key to (low, high) for a number, sampled only when
+    `bottleneck` takes that value. At most `max_concurrent` trials run at once (unless
+    --max-concurrent says otherwise), so TPE samples from results instead of guessing.
     """
 
-    metric: str = "acc_selected"
+    metric: str = "val_acc_selected"
     mode: str = "max"
     num_samples: int = 40
+    confirm_runs: int = 3
+    max_concurrent: int | None = 4
     bottlenecks: tuple[str, ...] = ("explicit", "linear_net")
     conditional: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
@@ -261,6 +271,13 @@ class OptunaSpace:
     at_most = False
     groups_seeds = False  # a trial is one sampled config with one seed
 
+    def __post_init__(self) -> None:
+        if self.metric not in SELECTABLE_METRICS:
+            raise ConfigError(
+                f"optuna metric {self.metric!r} is not allowed: select on one of "
+                f"{', '.join(SELECTABLE_METRICS)} (a test metric is reported, never optimised)"
+            )
+
     def all_variants(self) -> list[Variant]:
         """Each bottleneck at its ranges' low ends (what validation builds)."""
         return [
@@ -270,15 +287,21 @@ class OptunaSpace:
         ]
 
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
-        """`num_samples` runs of the first seed, priced as the first bottleneck (the
-        autoencoder around it costs the same for every sample)."""
-        return [(self.all_variants()[0], seeds[0])] * self.num_samples
+        """`num_samples` runs of the first seed, then the confirmation's, priced as the first
+        bottleneck (the autoencoder around it costs the same for every sample)."""
+        variant = self.all_variants()[0]
+        search = [(variant, seeds[0])] * self.num_samples
+        return search + [(variant, seed) for seed in self.confirm_seeds(seeds[0])]
+
+    def confirm_seeds(self, search_seed: int) -> list[int]:
+        """Fresh seeds for the confirmation: the `confirm_runs` seeds after the search's."""
+        return list(range(search_seed + 1, search_seed + 1 + self.confirm_runs))
 
     def trial_count(self, seed_groups: int) -> int:
-        return self.num_samples
+        return self.num_samples + self.confirm_runs
 
     def in_flight(self, runs: int, seeds: int) -> int:
-        return runs
+        return min(runs, self.max_concurrent or runs)
 
     def varied_keys(self) -> set[str]:
         return {"bottleneck"} | {key for space in self.conditional.values() for key in space}
@@ -286,7 +309,8 @@ class OptunaSpace:
     def describe(self, seeds: int) -> list[str]:
         return [
             f"optuna: {self.num_samples} trials over {self.bottlenecks} "
-            f"{self.conditional}, {self.mode} {self.metric}"
+            f"{self.conditional}, {self.mode} {self.metric} (at most {self.max_concurrent} at "
+            f"once); then the chosen configuration on {self.confirm_runs} fresh seed(s)"
         ]
 
     def define_by_run(self, trial: Any) -> Variant:
@@ -305,20 +329,37 @@ class OptunaSpace:
         from .searchers import FinalMetricOptuna
 
         space = functools.partial(_sampled_trial, spec)
-        return FinalMetricOptuna(space, self.metric, self.mode, spec.seeds[0], storage_url, name)
+        confirm = functools.partial(_confirmation_trials, spec)
+        return FinalMetricOptuna(
+            space, self.metric, self.mode, spec.seeds[0], storage_url, name,
+            num_samples=self.num_samples, confirmations=confirm,
+        )  # fmt: skip
 
     def tune_samples(self) -> int:
-        return self.num_samples
+        return self.num_samples + self.confirm_runs
 
     def complete(self, spec: StudySpec, completed: Completed) -> bool:
-        return len(completed) >= self.num_samples
+        return len(completed) >= self.tune_samples()
 
     def outcome(self, trials: pd.DataFrame) -> list[Outcome]:
-        return []
+        """The configuration chosen on the validation metric and its fresh-seed results."""
+        from analysis.search import confirmation
+
+        table = confirmation(trials, self.metric, self.mode)
+        if table.empty:
+            return []
+        metrics = {"confirmed_acc_selected_mean": float(table["acc_selected"].mean())}
+        return [("chosen on validation, re-trained on fresh seeds (test accuracy)", table, metrics)]
 
 
 def _sampled_trial(spec: StudySpec, trial: Any) -> dict[str, Any]:
     return spec.trial_config(spec.plan.define_by_run(trial), spec.seeds[:1])
+
+
+def _confirmation_trials(spec: StudySpec, chosen: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chosen search trial's configuration once per confirmation seed."""
+    variant = {key: chosen[key] for key in spec.plan.varied_keys() | set(spec.plan.fixed)}
+    return [spec.trial_config(variant, (seed,)) for seed in spec.plan.confirm_seeds(spec.seeds[0])]
 
 
 Plan = Grid | AlphaEscalation | RankEstimate | OptunaSpace

@@ -3,6 +3,7 @@
     python -m study.run --list
     python -m study.run linear_depth_sweep [--smoke] [--seeds 0,1,2] [--set key=value ...]
     python -m study.run mnist_explicit --preset laptop      # the CPU-hour tier
+    python -m study.run mnist_explicit --preset desktop     # a few CPU-hours: the rank settles
     python -m study.run mnist_alpha_sweep --dry-run
     python -m study.run mnist_alpha_sweep --resume          # continue the latest invocation
     python -m study.run mnist_depth_sweep --gpus-per-trial 0.5   # seeds side by side per trial
@@ -224,7 +225,8 @@ def duration(seconds: float) -> str:
 def list_studies() -> None:
     """One line per study: what it reproduces and each tier's estimated wall time."""
     cores = os.cpu_count() or 1
-    header = ["study", "reproduces", "smoke", "laptop", f"full ({cores} CPU cores)", "full (1 GPU)"]
+    header = ["study", "reproduces", "smoke", "laptop", "desktop", f"full ({cores} CPU cores)",
+              "full (1 GPU)"]  # fmt: skip
     rows = [header]
     for name in names():
         specs = {preset: config(name, preset) for preset in presets(name)}
@@ -232,7 +234,7 @@ def list_studies() -> None:
         gpu = estimate(specs["full"]).gpu_hours
         gpu_text = "as on CPU" if gpu is None else duration(gpu * 3600)
         rows.append([name, specs["full"].figure, times["smoke"], times.get("laptop", "-"),
-                     times["full"], gpu_text])  # fmt: skip
+                     times.get("desktop", "-"), times["full"], gpu_text])  # fmt: skip
     print("\n".join(aligned(rows)))
     print("\nestimates from study.cost (one trial per core); details: python -m study.run NAME "
           "[--preset TIER] --dry-run")  # fmt: skip

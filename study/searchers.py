@@ -74,7 +74,8 @@ class AlphaEscalationSearcher(PlanSearcher):
     def __init__(self, spec: StudySpec) -> None:
         plan = spec.plan
         self.spec, self.plan = spec, plan
-        self.rung_outcomes: dict[tuple[int, float], list[bool]] = {}  # diverged, per member
+        # diverged per member (None: the trial failed)
+        self.rung_outcomes: dict[tuple[int, float], list[bool | None]] = {}
         super().__init__([c for n in plan.depths for c in self._rung(n, plan.ladder()[0])])
 
     def _rung(self, depth: int, alpha: float) -> list[dict[str, Any]]:
@@ -84,7 +85,11 @@ class AlphaEscalationSearcher(PlanSearcher):
     def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
         depth, alpha = config["depth"], config["alpha"]
         outcomes = self.rung_outcomes.setdefault((depth, alpha), [])
-        outcomes.extend(error or trial_diverged(r) for r in member_results(config, result))
+        # an errored trial (after its retries) failed: it says nothing about alpha, so it is
+        # recorded as failed (None), never as a divergence that would end the ladder
+        outcomes.extend(
+            None if error else trial_diverged(r) for r in member_results(config, result)
+        )
         if len(outcomes) < len(self.spec.seeds) or any(outcomes):
             return  # the rung is still running, or it diverged: this N's ladder ends
         next_alpha = self.plan.next_alpha(alpha)
@@ -132,13 +137,16 @@ class RankEstimateSearcher(AlphaEscalationSearcher):
 
 
 class FinalMetricOptuna(PickledState, Searcher):
-    """Ray's `OptunaSearch`, told only each trial's final result.
+    """Ray's `OptunaSearch`, told only each trial's final objective; then the confirmation.
 
-    The objective (a downstream metric such as `acc_selected`) is computed once, after the
-    last epoch, so the per-epoch results do not carry it. Given to Tune directly,
+    The objective (a validation metric such as `val_acc_selected`) is computed once, after
+    the last epoch, so the per-epoch results do not carry it. Given to Tune directly,
     `OptunaSearch` makes Tune demand the metric in every result (and feeds each one to
     Optuna's pruner). This wrapper declares no metric to Tune and hands Optuna the final
-    result only: a trial without the metric (a diverged run) is recorded as pruned.
+    objective and nothing else (no test number ever reaches the sampler): a trial without
+    it (a diverged run) is recorded as pruned. Once `num_samples` search trials have
+    finished, the best one's configuration is queued on fresh seeds (`confirmations`):
+    those runs are the search's reported result, and Optuna never hears of them.
 
     The Optuna study lives in `storage_url` (an sqlite file beside the invocation record),
     so its history survives a crash and can be opened with `optuna.load_study`.
@@ -152,6 +160,8 @@ class FinalMetricOptuna(PickledState, Searcher):
         seed: int,
         storage_url: str | None = None,
         study_name: str = "optuna",
+        num_samples: int | None = None,
+        confirmations: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
         from ray.tune.search.optuna import OptunaSearch
 
@@ -161,13 +171,43 @@ class FinalMetricOptuna(PickledState, Searcher):
             import optuna
 
             storage = optuna.storages.RDBStorage(storage_url)
-        self.objective = metric
+            direction = "maximize" if mode == "max" else "minimize"
+            record = optuna.create_study(
+                storage=storage, study_name=study_name, direction=direction, load_if_exists=True
+            )
+            record.set_user_attr("objective", metric)  # what the report reads it as
+        self.objective, self.direction = metric, mode
         self.inner = OptunaSearch(
             space=space, metric=metric, mode=mode, seed=seed, storage=storage, study_name=study_name
         )
+        self.num_samples, self.confirmations = num_samples, confirmations
+        self.searched: dict[str, dict[str, Any]] = {}  # search trial id -> its config
+        self.scores: dict[str, float] = {}  # finished search trial id -> objective (or nan)
+        self.queue: list[dict[str, Any]] = []
+        self.confirm_queued = False
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        return self.inner.suggest(trial_id)
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.num_samples is None or len(self.searched) < self.num_samples:
+            config = self.inner.suggest(trial_id)
+            if isinstance(config, dict):
+                self.searched[trial_id] = config
+            return config
+        if not self.confirm_queued and len(self.scores) == len(self.searched):
+            self.confirm_queued = True
+            chosen = self.chosen()
+            if chosen is not None and self.confirmations is not None:
+                self.queue = self.confirmations(chosen)
+        if self.queue:
+            return self.queue.pop(0)
+        return Searcher.FINISHED if self.confirm_queued else None
+
+    def chosen(self) -> dict[str, Any] | None:
+        """The finished search trial with the best objective (None: none has one)."""
+        scored = [(v, t) for t, v in self.scores.items() if math.isfinite(v)]
+        if not scored:
+            return None
+        pick = max if self.direction == "max" else min
+        return self.searched[pick(scored)[1]]
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Per-epoch results have no objective: nothing to tell Optuna."""
@@ -175,11 +215,14 @@ class FinalMetricOptuna(PickledState, Searcher):
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        if trial_id not in self.searched:
+            return  # a confirmation run: reported, never told to the sampler
+        value = (result or {}).get(self.objective, math.nan)
+        self.scores[trial_id] = value
         # Optuna refuses a NaN value and Ray's OptunaSearch only logs that, leaving the
         # Optuna trial RUNNING forever: a non-finite objective is a missing one (pruned)
-        if result is not None and not math.isfinite(result.get(self.objective, math.nan)):
-            result = {k: v for k, v in result.items() if k != self.objective}
-        self.inner.on_trial_complete(trial_id, result=result, error=error)
+        told = {self.objective: value} if math.isfinite(value) else {}
+        self.inner.on_trial_complete(trial_id, result=told, error=error)
 
 
 def plan_complete(spec: StudySpec, completed: Completed) -> bool:

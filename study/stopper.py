@@ -1,7 +1,7 @@
 """Stop a diverging trial instead of letting it crash or burn compute.
 
 The engine decides divergence (`rankae.records.is_diverged`, with the run's own
-`divergence_factor` and `divergence_epochs`, its state checkpointed with the model), and
+`divergence_factor` and `divergence_steps`, its state checkpointed with the model), and
 every result carries the verdict as `diverged`; for a vectorised group it is set once every
 member has diverged. The stopper only reads that flag, so it holds nothing that a
 `--resume` could lose and cannot disagree with the engine or with `--set`. A trial stopped

@@ -249,6 +249,10 @@ class MlflowTracker(tune.Callback):
             self.client.log_artifact(run_id, str(path))
 
     # -- study level -------------------------------------------------------------------
+    def log_artifact(self, path: Path, folder: str) -> None:
+        """A file of the whole invocation (e.g. its Optuna record) on the parent run."""
+        self.client.log_artifact(self.parent_run_id, str(path), artifact_path=folder)
+
     def log_study_summary(self, metrics: dict[str, float], table_markdown: str) -> None:
         """The parent run's summary metrics, each logged only when its value is new: a
         `--resume` of a finished plan adds no second point to their histories."""

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,10 +26,12 @@ from rankae.fid import (
     PREPROCESSING,
     InceptionFeatureExtractor,
     feature_statistics,
-    fid_against,
     frechet_distance,
+    image_scores,
     images_sha256,
+    kernel_inception_distance,
     reference_statistics,
+    unbiased_mmd2,
 )
 
 N = 32  # images per set
@@ -230,16 +233,52 @@ def test_equals_pytorch_fids_own_computation_on_the_same_features(features, fids
     assert frechet_distance(*full) == pytest.approx(expected, rel=1e-5)
 
 
-def test_fid_against_extracts_the_samples_features(extractor, image_sets, features, monkeypatch):
-    reference = feature_statistics(features["train"])
+def test_image_scores_read_the_samples_features(extractor, image_sets, features, monkeypatch):
+    ref_features = features["train"]
+    reference = fid_module.ReferenceStats(
+        feature_statistics(ref_features), cache_hit=True, path=Path("x"), features=ref_features
+    )
     seen = []
     monkeypatch.setattr(fid_module, "frechet_distance", lambda a, b, *_: seen.append((a, b)) or 1.5)
-    assert fid_against(image_sets["test"], reference, extractor) == 1.5
+    scores = image_scores(image_sets["test"], reference, extractor)
+    assert scores["fid"] == 1.5
     ((samples_stats, ref_stats),) = seen
-    assert ref_stats is reference
+    assert ref_stats is reference.stats
     expected = feature_statistics(features["test"])
     assert np.array_equal(samples_stats.mu, expected.mu)
-    assert np.array_equal(samples_stats.sigma, expected.sigma)
+    kid, kid_sd = kernel_inception_distance(features["test"], ref_features, fid_module.KID_SUBSETS)
+    assert scores["kid"] == pytest.approx(kid) and scores["kid_sd"] == pytest.approx(kid_sd)
+
+
+def reference_unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased MMD^2 written as its double sums, loop by loop (Gretton et al. 2012)."""
+    k = lambda a, b: (float(a @ b) / len(a) + 1.0) ** 3  # noqa: E731
+    m, n = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_equals_the_unbiased_estimator_written_out_on_random_features() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 16)), rng.normal(0.3, 1.0, size=(9, 16))
+    assert unbiased_mmd2(x, y) == pytest.approx(reference_unbiased_mmd2(x, y), rel=1e-10)
+    # one subset of the whole smaller set, drawn without replacement: the same number
+    same = rng.normal(size=(9, 16))
+    kid, sd = kernel_inception_distance(same, y, subsets=1)
+    assert kid == pytest.approx(unbiased_mmd2(same, y)) and sd == 0.0
+
+
+def test_kid_is_unbiased_where_fid_is_not_pairs_of_samples_of_one_distribution() -> None:
+    """Over many pairs of small samples of one Gaussian, KID averages to 0 within its standard
+    error; FID stays far above 0 (its bias at small n)."""
+    rng = np.random.default_rng(1)
+    pairs = [(rng.normal(size=(20, 8)), rng.normal(size=(20, 8))) for _ in range(300)]
+    kids = np.array([unbiased_mmd2(a, b) for a, b in pairs])
+    assert abs(kids.mean()) < 3 * kids.std(ddof=1) / np.sqrt(len(kids))
+    fids = [frechet_distance(feature_statistics(a), feature_statistics(b)) for a, b in pairs[:20]]
+    assert min(fids) > 0.5
 
 
 def test_gray_is_repeated_to_rgb_and_runs_in_float32(extractor, image_sets):

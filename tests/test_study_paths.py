@@ -4,6 +4,7 @@ CLI with `--resume`, when a plan counts as finished, MLflow and Ray conventions.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import signal
@@ -51,6 +52,21 @@ def test_an_escalation_is_finished_when_every_depth_diverged_or_reached_max_alph
     assert not plan_complete(spec, done[:-1])  # one seed of the last rung missing
 
 
+def test_an_errored_trial_is_failed_not_diverged_and_the_ladder_goes_on():
+    spec = escalation_spec()
+    searcher = AlphaEscalationSearcher(spec)
+    first = [searcher.suggest(str(i)) for i in range(4)]  # N = 2 and 4 at alpha 2, 2 seeds
+    assert {(c["depth"], c["alpha"]) for c in first} == {(2, 2.0), (4, 2.0)}
+    for i, trial in enumerate(first):
+        errored = trial["depth"] == 2 and trial["seed"] == 1
+        metrics = {"diverged": 0.0, "epoch": 1}
+        result = None if errored else trial_result({str(trial["seed"]): metrics})
+        searcher.on_trial_complete(str(i), result, error=errored)
+    assert searcher.rung_outcomes[(2, 2.0)] == [False, None]  # None: failed
+    queued = {(c["depth"], c["alpha"]) for c in searcher.queue}
+    assert queued == {(2, 4.0), (4, 4.0)}  # the failure ended no ladder
+
+
 def test_a_grid_is_finished_only_with_every_trial_and_an_errored_trial_counts():
     spec = StudySpec(
         name="t", figure="t", base=BASE, plan=Grid(alpha_sweep(2, (1.0, 2.0))), seeds=(0, 1)
@@ -63,11 +79,11 @@ def test_a_grid_is_finished_only_with_every_trial_and_an_errored_trial_counts():
     assert plan_complete(spec, trials[:3] + [(trials[3][0], None, True)])
 
 
-def test_an_optuna_plan_is_finished_after_num_samples_trials():
-    plan = OptunaSpace(num_samples=2, bottlenecks=("explicit",))
+def test_an_optuna_plan_is_finished_after_its_samples_and_the_confirmation():
+    plan = OptunaSpace(num_samples=2, bottlenecks=("explicit",), confirm_runs=1)
     spec = StudySpec(name="t", figure="t", base=BASE.replace(latent_dim=8), plan=plan)
-    one = [({"k": 2}, {"acc_selected": 0.5}, False)]
-    assert not plan_complete(spec, one) and plan_complete(spec, one * 2)
+    one = [({"k": 2}, {"val_acc_selected": 0.5}, False)]
+    assert not plan_complete(spec, one * 2) and plan_complete(spec, one * 3)
 
 
 def test_plan_finished_no_longer_reads_tunes_private_searcher_file():
@@ -90,10 +106,66 @@ def test_an_optuna_trial_with_a_nan_objective_is_told_as_pruned_not_left_running
     for trial_id, acc in (("a", float("nan")), ("b", 0.5)):
         searcher.suggest(trial_id)
         searcher.on_trial_complete(trial_id, result={"acc": acc, "loss": 0.1})
+    assert searcher.scores["b"] == 0.5
     trials = optuna.load_study(study_name="s", storage=storage).trials
     state = optuna.trial.TrialState
     assert [t.state for t in trials] == [state.PRUNED, state.COMPLETE]
     assert trials[1].value == 0.5
+
+
+def optuna_searcher(tmp_path, num_samples=None, confirmations=None):
+    from study.searchers import FinalMetricOptuna
+
+    def space(trial):
+        return {"x": trial.suggest_float("x", 0.0, 1.0)}
+
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    return FinalMetricOptuna(space, "val_acc_selected", "max", seed=0, storage_url=storage,
+                             study_name="s", num_samples=num_samples,
+                             confirmations=confirmations)  # fmt: skip
+
+
+def test_the_optuna_sampler_never_sees_a_test_metric(tmp_path, monkeypatch):
+    searcher = optuna_searcher(tmp_path)
+    told = []
+    original = searcher.inner.on_trial_complete
+    monkeypatch.setattr(searcher.inner, "on_trial_complete",
+                        lambda tid, result=None, error=False: told.append(result)
+                        or original(tid, result=result, error=error))  # fmt: skip
+    searcher.suggest("a")
+    final = {"val_acc_selected": 0.7, "acc_selected": 0.9, "acc_best": 0.95, "fid": 80.0}
+    searcher.on_trial_complete("a", result=final)
+    assert told == [{"val_acc_selected": 0.7}]
+
+
+def test_a_search_chosen_on_validation_is_retrained_on_fresh_seeds(tmp_path):
+    chosen = []
+
+    def confirmations(config):
+        chosen.append(config)
+        return [{**config, "seed": s} for s in (1, 2)]
+
+    searcher = optuna_searcher(tmp_path, num_samples=3, confirmations=confirmations)
+    configs = {tid: searcher.suggest(tid) for tid in "abc"}
+    assert searcher.suggest("d") is None  # the search is still running: wait
+    for tid, score in zip("abc", (0.5, 0.8, 0.6), strict=True):
+        searcher.on_trial_complete(tid, result={"val_acc_selected": score, "acc_selected": 0.1})
+    first, second = searcher.suggest("d"), searcher.suggest("e")
+    assert chosen == [configs["b"]]  # the best validation score
+    assert (first["seed"], second["seed"]) == (1, 2) and first["x"] == configs["b"]["x"]
+    searcher.on_trial_complete("d", result={"val_acc_selected": 0.9})  # never told to Optuna
+    assert searcher.suggest("f") == "FINISHED"
+    import optuna
+
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    assert len(study.trials) == 3 and study.user_attrs["objective"] == "val_acc_selected"
+
+
+def test_a_search_on_a_test_metric_is_refused():
+    from rankae.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'acc_selected' is not allowed: select on one of"):
+        OptunaSpace(metric="acc_selected")
 
 
 # -- an Optuna study through the real CLI, interrupted and resumed -----------------------
@@ -123,7 +195,7 @@ def test_mnist_optuna_smoke_runs_and_resume_keeps_the_searchers_history(tmp_path
     resumed = run_cli("mnist_optuna", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = runs(tmp_path, "mnist_optuna")
-    assert len(trials) == 3 and {r.info.status for r in trials} == {"FINISHED"}
+    assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}  # 3 + 1 fresh
     assert first <= {r.info.run_id for r in trials}  # finished trials were not run again
     [parent] = runs(tmp_path, "mnist_optuna", "study")
     assert parent.info.status == "FINISHED"
@@ -137,14 +209,19 @@ def test_mnist_optuna_smoke_runs_and_resume_keeps_the_searchers_history(tmp_path
     told = {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED}
     assert states <= told, (err[-3000:], resumed.stderr[-3000:])
     values = sorted(t.value for t in study.trials if t.value is not None)
+    searched = [r for r in trials if r.data.params["seed"] == "0"]
     logged = sorted(
-        r.data.metrics["acc_selected"] for r in trials if "acc_selected" in r.data.metrics
+        r.data.metrics["val_acc_selected"] for r in searched if "val_acc_selected" in r.data.metrics
     )
     assert values == pytest.approx(logged) and values  # the metric Optuna saw is MLflow's
+    [fresh] = [r for r in trials if r.data.params["seed"] == "1"]  # the confirmation run
+    best = max(searched, key=lambda r: r.data.metrics.get("val_acc_selected", -1.0))
+    for key in ("bottleneck", "k", "depth", "alpha"):
+        assert fresh.data.params.get(key) == best.data.params.get(key)
     for trial in study.trials:  # each Optuna trial is one MLflow run with its parameters
         matches = [
             r
-            for r in trials
+            for r in searched
             if all(
                 r.data.params.get(key) is not None
                 and float(r.data.params[key]) == pytest.approx(float(value))
@@ -417,11 +494,13 @@ def test_list_shows_every_study_with_its_tiers(capsys):
     out = capsys.readouterr().out
     for name in names():
         [line] = [x for x in out.splitlines() if x.startswith(name + " ")]
-        _, _, smoke, laptop, full, gpu = re.split(r"\s{2,}", line)
+        _, _, smoke, laptop, desktop, full, gpu = re.split(r"\s{2,}", line)
         assert smoke.startswith("~") and full.startswith("~")
         assert (laptop == "-") == ("laptop" not in presets(name)), line
+        assert (desktop == "-") == ("desktop" not in presets(name)), line
     assert {"full", "smoke"} <= set(presets("linear_depth_sweep"))
-    assert presets("mnist_explicit") == presets("mnist_alpha_sweep") == ("full", "laptop", "smoke")
+    tiers = ("full", "desktop", "laptop", "smoke")
+    assert presets("mnist_explicit") == presets("mnist_alpha_sweep") == tiers
 
 
 def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys, tmp_path):
@@ -440,6 +519,11 @@ def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys, tmp_path):
     for base in laptop:  # the laptop tier: float32, 1,000 labels, patience in steps
         assert base.dtype == "float32" and base.classifier_labels == 1000
         assert base.patience_steps < base.epochs * base.n_train // base.batch_size
+    desktop = [config("mnist_explicit", "desktop"), config("mnist_alpha_sweep", "desktop")]
+    for spec in desktop:  # about 15,000 steps on the laptop subset, 3 seeds, single-stage
+        steps = spec.base.epochs * math.ceil(spec.base.n_train / spec.base.batch_size)
+        assert 14_000 <= steps <= 16_000 and spec.seeds == (0, 1, 2)
+        assert not spec.base.two_stage and spec.base.dtype == "float32"
 
 
 def test_nodes_sharing_a_host_each_count_in_the_cluster_check(tmp_path):

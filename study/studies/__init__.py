@@ -1,7 +1,8 @@
 """The named studies: one module each, `get_config(preset) -> StudySpec`.
 
 A module lists the tiers it offers in `PRESETS` (`full` and `smoke` always; `laptop` where
-a CPU-hour result means something); `config(name, preset)` is the one way in. A study of
+a CPU-hour result means something, `desktop` where a few CPU-hours let the rank settle);
+`config(name, preset)` is the one way in. A study of
 a user's own data (`rank_of`) says `TAKES_DATA = True` and gets `--data` / `--labels` as
 `get_config(preset, data_path, labels_path)`; its `DEFAULT_PRESET` may differ from `full`.
 """
@@ -16,7 +17,7 @@ from rankae.config import ConfigError
 
 from ..spec import StudySpec
 
-TIERS = ("full", "laptop", "smoke")
+TIERS = ("full", "desktop", "laptop", "smoke")
 
 
 def names() -> list[str]:

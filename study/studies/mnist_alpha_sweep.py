@@ -17,5 +17,5 @@ import functools
 
 from ._images import alpha_sweep
 
-PRESETS = ("full", "laptop", "smoke")
+PRESETS = ("full", "desktop", "laptop", "smoke")
 get_config = functools.partial(alpha_sweep, "mnist")

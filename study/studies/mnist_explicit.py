@@ -14,5 +14,5 @@ import functools
 
 from ._images import explicit
 
-PRESETS = ("full", "laptop", "smoke")
+PRESETS = ("full", "desktop", "laptop", "smoke")
 get_config = functools.partial(explicit, "mnist")

@@ -1,0 +1,171 @@
+"""Has a run's rank settled, and is it degraded? Read from its logged per-epoch spectra.
+
+A rank read at a fixed budget is the budget's, not the method's: greedy learning adds
+directions after ever longer plateaus (docs/results.md). So every verdict that uses a
+final rank asks first whether it had settled. The rules (written before the desktop runs):
+
+- settled: W_e's rank unchanged over at least SETTLED_STEPS optimiser steps before the end,
+  and a clear spectral gap at the counted rank, sigma_r / sigma_{r+1} >= SETTLED_GAP (a rank
+  sitting on a value that is still crossing the threshold has no gap).
+- degraded: a final loss at or above DEGRADED_LOSS_FRACTION of the trivial loss (predicting
+  the mean input, `rankae.records.trivial_loss`), without diverging: the model removes too
+  little of the data's variance to be a result (e.g. an over-regularised large-alpha run).
+  Reported, never a stop.
+- the two-stage switch (Sec. 3.2) a patience would have made, read afterwards from the
+  logged ranks (`switch_for_patience`): the same rule as `rankae.engine.Trainer`, so a
+  single-stage run answers it for every patience at once and no switch can freeze a growth
+  plateau mid-run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from rankae.rank import normalize_spectrum, rank_from_spectrum
+
+SETTLED_STEPS = 3000
+SETTLED_GAP = 10.0
+DEGRADED_LOSS_FRACTION = 0.4
+
+SETTLED_RULE = (
+    f"settled: W_e's rank unchanged over the last {SETTLED_STEPS:,} steps or more and "
+    f"sigma_r / sigma_(r+1) >= {SETTLED_GAP:g} at its rank r; degraded: final loss >= "
+    f"{DEGRADED_LOSS_FRACTION:g} x the trivial loss (predicting the mean input), not diverged"
+)
+
+
+def spectral_gap(singular_values: Sequence[float], rank: int) -> float:
+    """sigma_r / sigma_{r+1} of a descending spectrum; inf when nothing follows sigma_r."""
+    values = sorted((float(v) for v in singular_values), reverse=True)
+    if rank < 1:
+        return math.nan
+    if rank >= len(values) or values[rank] <= 0:
+        return math.inf
+    return values[rank - 1] / values[rank]
+
+
+def steps_since_change(steps: Sequence[int], ranks: Sequence[int]) -> int:
+    """Optimiser steps from the first record of the final run of equal ranks to the last
+    record (0 when the last record changed the rank)."""
+    first = len(ranks) - 1
+    while first > 0 and ranks[first - 1] == ranks[-1]:
+        first -= 1
+    return int(steps[-1] - steps[first])
+
+
+def switch_for_patience(
+    steps: Sequence[int], ranks: Sequence[int], patience: int, initial_rank: int | None = None
+) -> tuple[int, int] | None:
+    """(record index, k) where a two-stage run with this patience would have switched: the
+    first record whose rank has been unchanged for >= patience steps and differs from the
+    initial rank; None if it never would have."""
+    first = 0
+    for i, rank in enumerate(ranks):
+        if i and rank != ranks[i - 1]:
+            first = i
+        if steps[i] - steps[first] >= patience and rank != initial_rank:
+            return i, int(rank)
+    return None
+
+
+@dataclass(frozen=True)
+class Settledness:
+    """A run's W_e rank trajectory (one entry per logged epoch) and what it says."""
+
+    epochs: tuple[int, ...]
+    steps: tuple[int, ...]
+    ranks: tuple[int, ...]
+    gap: float  # sigma_r / sigma_(r+1) of the last spectrum at its rank
+
+    @property
+    def stable_steps(self) -> int:
+        return steps_since_change(self.steps, self.ranks)
+
+    @property
+    def settled(self) -> bool:
+        return self.stable_steps >= SETTLED_STEPS and self.gap >= SETTLED_GAP
+
+    def switch(self, patience: int = SETTLED_STEPS) -> tuple[int, int] | None:
+        """(epoch, k) of the switch a two-stage run with this patience would have made."""
+        found = switch_for_patience(self.steps, self.ranks, patience)
+        return None if found is None else (self.epochs[found[0]], found[1])
+
+
+def settledness(
+    spectra: list[dict[str, Any]], steps_per_epoch: int, threshold: float
+) -> Settledness | None:
+    """A run's W_e settledness from its per-epoch spectra (`analysis.load.load_spectra`);
+    None for runs without W_e (vanilla, explicit) or without records."""
+    rows = [row for row in spectra if row.get("we")]
+    if not rows or steps_per_epoch < 1:
+        return None
+    ranks = tuple(_rank(row["we"], threshold) for row in rows)
+    return Settledness(
+        epochs=tuple(int(row["epoch"]) for row in rows),
+        steps=tuple(int(row["epoch"]) * steps_per_epoch for row in rows),
+        ranks=ranks,
+        gap=spectral_gap(rows[-1]["we"], ranks[-1]),
+    )
+
+
+def _rank(values: list[float], threshold: float) -> int:
+    return rank_from_spectrum(normalize_spectrum(torch.tensor(values)), threshold)
+
+
+def degraded(loss: float, trivial: float | None, diverged: bool) -> bool | None:
+    """The degraded rule (module docstring); None when the trivial loss was not recorded."""
+    if diverged:
+        return False
+    if trivial is None or math.isnan(trivial):
+        return None
+    return loss >= DEGRADED_LOSS_FRACTION * trivial
+
+
+def settledness_table(
+    trials: pd.DataFrame, spectra: dict[str, list[dict[str, Any]]]
+) -> pd.DataFrame:
+    """Per run (run_id): degraded (None where the trivial loss was not recorded), and for
+    runs with W_e: we_stable_steps, we_gap, settled, and the switch a SETTLED_STEPS
+    patience would have made (switch_epoch_at_patience, switch_k_at_patience)."""
+    rows = []
+    for run in trials.itertuples():
+        trivial = getattr(run, "trivial_loss", math.nan)
+        row: dict[str, Any] = {
+            "run_id": run.run_id,
+            "degraded": degraded(float(run.loss), trivial, bool(run.diverged)),
+        }
+        per_epoch = int(run.step) // int(run.epoch) if pd.notna(run.step) and run.epoch else 0
+        state = settledness(spectra.get(run.run_id, []), per_epoch, float(run.rank_threshold))
+        if state is not None:
+            switch = state.switch() or (None, None)
+            row.update(
+                settled=state.settled,
+                we_stable_steps=state.stable_steps,
+                we_gap=state.gap,
+                switch_epoch_at_patience=switch[0],
+                switch_k_at_patience=switch[1],
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def steps_to_rank(history: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
+    """Synthetic data of known rank r: per run, the first logged step at which W_e's rank
+    and the latent rank reached r (NaN: never within the run), so "learns faster" (Fig.
+    1(d)) and "invariant across N" can be read as speeds, not only as end values."""
+    known = trials.dropna(subset=["synth_rank"]) if "synth_rank" in trials else trials.iloc[:0]
+    rows = []
+    for run in known.itertuples():
+        steps = history[history["run_id"] == run.run_id].sort_values("epoch")
+        row = {"run_id": run.run_id, "run_name": run.run_name, "seed": run.seed}
+        for column in ("we_rank", "latent_rank"):
+            reached = steps[steps[column] == run.synth_rank]["step"] if column in steps else []
+            row[f"steps_to_{column}"] = reached.iloc[0] if len(reached) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
