@@ -2,9 +2,11 @@
 
 The rule, in one place for the study's searcher (which queues the knee at the estimate) and
 for the report: per depth N, the runs at the largest alpha whose every seed stayed stable
-(Sec. 3.2's escalation) give one final latent rank each; the estimate is their median over
-seeds and depths (a half rounds up: greedy learning's plateaus only ever stop a run short).
-It is "stable" when every one of those ranks lies within +-1 of it.
+(Sec. 3.2's escalation) give one final latent rank each; the estimate is the rank most of
+them found (the mode; a tie goes to the larger rank: greedy learning's plateaus only ever
+stop a run short), reported with how often it occurred. When fewer than MODE_SHARE of the
+runs found it, the answer is "no single rank" with every rank's count: a median or mean of
+runs that disagree (e.g. 2-3 and 10-12) is a rank no run produced, and is never given.
 
 The check is the explicit bottleneck d -> k -> d at k around the estimate (`knee_ks`): its
 reconstruction loss should fall steeply up to the data's rank and little after it. The
@@ -17,7 +19,7 @@ of r says the data has no sharp rank at this scale; otherwise the knee is at the
 from __future__ import annotations
 
 import math
-import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -27,32 +29,50 @@ import pandas as pd
 from .compare import escalation_summary, healthy, mean_sd
 
 RANK_STUDY = "rank_of"
-TOLERANCE = 1  # "stable": every seed and depth within +-1 of the estimate
+MODE_SHARE = 0.6  # the most frequent rank is "the" rank when at least this share found it
 KNEE_GAIN = 2.0  # explicit loss(k = r) / loss(k = r + 1) above this: the estimate is short
 
 
 @dataclass(frozen=True)
 class RankAnswer:
-    rank: int
-    low: int
-    high: int
-    runs: int  # the (depth, seed) runs the estimate pools
+    rank: int  # the mode over (depth, seed) runs; a tie goes to the larger rank
+    counts: tuple[tuple[int, int], ...]  # (rank, runs that found it), most frequent first
     depths: tuple[int, ...]
 
     @property
+    def runs(self) -> int:
+        return sum(n for _, n in self.counts)
+
+    @property
+    def low(self) -> int:
+        return min(r for r, _ in self.counts)
+
+    @property
+    def high(self) -> int:
+        return max(r for r, _ in self.counts)
+
+    @property
+    def share(self) -> float:
+        return dict(self.counts)[self.rank] / self.runs
+
+    @property
     def stable(self) -> bool:
-        return self.high - self.rank <= TOLERANCE and self.rank - self.low <= TOLERANCE
+        """One rank: at least MODE_SHARE of the runs found the mode."""
+        return self.share >= MODE_SHARE
+
+    def tally(self) -> str:
+        return ", ".join(f"{r} in {n}/{self.runs}" for r, n in self.counts)
 
     def sentence(self) -> str:
-        """'latent rank 4 (4-4 over 3 seeds x 2 depths): stable, every seed and depth within
-        +-1' or '... unstable: ranks 6-19, train longer (--preset full) or give more data'."""
+        """'latent rank 4 (4 in 5/6, 3 in 1/6 runs over 3 seed(s) x N in [8, 16])' or
+        'no single rank (5 in 2/6, 12 in 2/6, ...): train longer (...) or give more data'."""
         seeds = self.runs // max(1, len(self.depths))
-        where = f"{self.low}-{self.high} over {seeds} seed(s) x N in {list(self.depths)}"
+        where = f"{seeds} seed(s) x N in {list(self.depths)}"
         if self.stable:
-            return f"latent rank {self.rank} ({where}): stable, every seed and depth within ±1"
+            return f"latent rank {self.rank} ({self.tally()} runs over {where})"
         return (
-            f"latent rank {self.rank} ({where}): unstable, ranks {self.low}-{self.high}; "
-            "train longer (--preset full) or give more data"
+            f"no single rank ({self.tally()} runs over {where}): train longer "
+            "(--preset full) or give more data"
         )
 
 
@@ -61,11 +81,11 @@ def rank_answer(ranks: Mapping[int, Sequence[float | None]]) -> RankAnswer | Non
     no depth has a stable rung)."""
     pooled = {n: [int(r) for r in rs if r is not None] for n, rs in ranks.items()}
     pooled = {n: rs for n, rs in pooled.items() if rs}
-    values = sorted(r for rs in pooled.values() for r in rs)
-    if not values:
+    counts = Counter(r for rs in pooled.values() for r in rs)
+    if not counts:
         return None
-    rank = math.floor(statistics.median(values) + 0.5)
-    return RankAnswer(rank, values[0], values[-1], len(values), tuple(sorted(pooled)))
+    ordered = tuple(sorted(counts.items(), key=lambda rc: (-rc[1], -rc[0])))
+    return RankAnswer(ordered[0][0], ordered, tuple(sorted(pooled)))
 
 
 def knee_ks(rank: int, latent_dim: int) -> list[int]:

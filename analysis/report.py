@@ -57,7 +57,14 @@ from .load import (
     study_names,
     trials_frame,
 )
-from .rank_estimate import RANK_STUDY, knee_table, per_depth_table, trials_answer, verdict
+from .rank_estimate import (
+    MODE_SHARE,
+    RANK_STUDY,
+    knee_table,
+    per_depth_table,
+    trials_answer,
+    verdict,
+)
 from .search import confirmation
 from .settle import SETTLED_RULE, SETTLED_STEPS, settledness_table, steps_to_rank
 from .verdicts import (
@@ -272,10 +279,10 @@ def estimators_table(
             {
                 "estimator": "latent rank (this study)",
                 "on": "the runs",
-                "dimension": f"{answer.rank} ({answer.low}-{answer.high})",
+                "dimension": str(answer.rank) if answer.stable else "no single rank",
                 "seconds": f"{healthy(trials)['wall_s'].sum():.0f}",
-                "notes": f"{answer.runs} run(s) at the largest stable alpha per N; seconds: "
-                "every run of the study, the check's included",
+                "notes": f"{answer.tally()} run(s) at the largest stable alpha per N; "
+                "seconds: every run of the study, the check's included",
             }
         )
     sources = [] if data is None else [("the inputs", data.x.numpy())]
@@ -316,8 +323,9 @@ def rank_section(
     doc.paragraph(verdict(trials) + ".")
     doc.paragraph(
         "Per N, alpha climbed its ladder until a run diverged; the runs at the largest "
-        "stable alpha give the estimate (their median; 'stable' when every one lies within "
-        "±1 of it)."
+        "stable alpha give the estimate: the rank most of them found, with how often; "
+        f"'no single rank' when fewer than {MODE_SHARE:.0%} of them found it (no median or mean "
+        "of runs that disagree is ever given)."
     )
     written = []
     depths = per_depth_table(trials)
