@@ -438,7 +438,9 @@ def build_report(
     tables = out / "tables"
     written = []
     doc.heading("Headline")
-    if not fig4.empty:
+    if study == RANK_STUDY:  # its question is the data's rank, not the paper's Fig. 4
+        doc.paragraph(verdict(trials) + ".")
+    elif not fig4.empty:
         doc.paragraph(
             "Fig. 4, per seed, on the honestly selected accuracy and the unbiased image score "
             "(every task: the Fig. 4 section below)."
