@@ -505,10 +505,13 @@ def build_report(
             "rank ('-': never in the run). End values alone cannot show speed or N-invariance "
             "along the way."
         )
-        shown = speed.drop(columns="run_id").rename(
-            columns={"run_name": "run", "steps_to_we_rank": "steps to W_e rank",
-                     "steps_to_latent_rank": "steps to latent rank"}
-        ).fillna("-")  # fmt: skip
+        steps = {
+            "steps_to_we_rank": "steps to W_e rank",
+            "steps_to_latent_rank": "steps to latent rank",
+        }
+        shown = speed.drop(columns="run_id").rename(columns={"run_name": "run", **steps})
+        for column in steps.values():
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}")
         written += show_table(doc, shown, tables, "steps_to_rank")
 
     if trials["settled"].notna().any() or trials["degraded"].notna().any():

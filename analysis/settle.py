@@ -159,7 +159,7 @@ def steps_to_rank(history: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
     """Synthetic data of known rank r: per run, the first logged step at which W_e's rank
     and the latent rank reached r (NaN: never within the run), so "learns faster" (Fig.
     1(d)) and "invariant across N" can be read as speeds, not only as end values."""
-    known = trials.dropna(subset=["synth_rank"]) if "synth_rank" in trials else trials.iloc[:0]
+    known = trials[trials["dataset"].eq("synthetic")].dropna(subset=["synth_rank"])
     rows = []
     for run in known.itertuples():
         steps = history[history["run_id"] == run.run_id].sort_values("epoch")
