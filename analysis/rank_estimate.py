@@ -224,6 +224,22 @@ def knee_reading(trials: pd.DataFrame, rank: int) -> str:
     return f"{falls}: the knee is at the estimate"
 
 
+def answer_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The answer as one row: the rank (or none), how many runs found each rank, the check."""
+    answer = trials_answer(trials)
+    if answer is None:
+        return pd.DataFrame([{"latent rank": "no estimate", "runs": "-", "the check": "-"}])
+    return pd.DataFrame(
+        [
+            {
+                "latent rank": str(answer.rank) if answer.stable else "no single rank",
+                "runs": answer.tally(),
+                "the check": knee_reading(trials, answer.rank) or "-",
+            }
+        ]
+    )
+
+
 def verdict(trials: pd.DataFrame) -> str:
     """The answer in one sentence, with what the explicit check says of it."""
     answer = trials_answer(trials)

@@ -60,6 +60,7 @@ from .load import (
 from .rank_estimate import (
     MODE_SHARE,
     RANK_STUDY,
+    answer_table,
     knee_table,
     per_depth_table,
     trials_answer,
@@ -439,7 +440,7 @@ def build_report(
     written = []
     doc.heading("Headline")
     if study == RANK_STUDY:  # its question is the data's rank, not the paper's Fig. 4
-        doc.paragraph(verdict(trials) + ".")
+        written += show_table(doc, answer_table(trials), tables, "headline")
     elif not fig4.empty:
         doc.paragraph(
             "Fig. 4, per seed, on the honestly selected accuracy and the unbiased image score "
