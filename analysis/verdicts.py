@@ -296,9 +296,12 @@ def _part_verdict(flags: pd.Series, what: str) -> tuple[str, str]:
     known = flags.dropna()
     if known.empty:
         return "inconclusive", f"{what}: not testable on these alphas"
-    if len(known) < len(flags):
-        return "inconclusive", f"{what}: testable at only {len(known)} of {len(flags)} seeds"
     held = known.astype(bool)
+    if len(known) < len(flags):
+        return "inconclusive", (
+            f"{what} at {int(held.sum())} of the {len(known)} seeds where it is testable; "
+            f"not testable at {len(flags) - len(known)}"
+        )
     if held.all():
         return "reproduced", f"{what} at every seed"
     if not held.any():

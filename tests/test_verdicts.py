@@ -220,3 +220,12 @@ def test_a_search_reports_test_accuracy_only_for_the_configuration_confirmed_on_
     assert list(table["seed"]) == [1, 2] and list(table["acc_selected"]) == [0.88, 0.89]
     assert list(table["search val_acc_selected (seed 0)"]) == [0.80, 0.80]
     assert confirmation(frame(rows[:2]), "val_acc_selected").empty  # not confirmed yet
+
+
+def test_a_seed_with_one_healthy_alpha_leaves_the_plateau_inconclusive_and_says_why():
+    trials = alpha_rows({0: [0.90, 0.905], 1: [0.91, 0.90]}, alphas=(100.0, 300.0))
+    lone = run("orthogonal", 2, 0.89, 8, depth=16, alpha=100.0)  # its alpha 300 diverged
+    verdict = fig3_verdicts(fig3_per_seed(pd.concat([trials, frame([lone])]))).iloc[0]
+    assert verdict["plateau"] == (
+        "inconclusive (plateau at 2 of the 2 seeds where it is testable; not testable at 1)"
+    )
