@@ -56,7 +56,7 @@ def paired_noise_sd(frame: pd.DataFrame, x: str, metric: str) -> float:
     """The noise sd of `metric` from seed-paired values over `x` (module docstring); NaN
     with fewer than 2 seeds or fewer than 2 shared x."""
     table = frame.pivot_table(index=x, columns="seed", values=metric, aggfunc="first")
-    table = table.dropna()  # the x every seed ran
+    table = table.loc[:, table.notna().sum() >= 2].dropna()  # seeds with pairs; shared x
     if table.shape[0] < 2 or table.shape[1] < 2:
         return math.nan
     residuals = table - table.mean(axis=0)
