@@ -104,13 +104,15 @@ def escalation_findings(trials: pd.DataFrame) -> list[str]:
 
 
 def downstream_findings(trials: pd.DataFrame) -> list[str]:
-    """Per task, the best and the worst configuration of this study (means over seeds).
+    """Per task, the best and the worst configuration of this study (means over the seeds
+    that every configuration has: a seed carries an offset through all its runs, so means
+    over different seeds would compare seeds, not configurations).
 
     The selected-epoch accuracy joins the best-epoch one in a single statement when both
     rank the same configurations first and last (the numbers side by side), so a reader is
     not told the same thing twice.
     """
-    good = healthy(trials)
+    good = shared_seeds(healthy(trials))
     found = {}  # metric -> (best config, its value, worst config, its value, configurations)
     for task in TASKS:
         if task.metric not in good or good[task.metric].isna().all():
@@ -174,3 +176,11 @@ def _per_seed(ranks: pd.Series) -> str:
     values = [v for v in ranks.dropna()]
     text = ", ".join(_fmt(v) for v in values) or "-"
     return text + (" (seeds split)" if len(values) > 1 and seeds_split(values) else "")
+
+
+def shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the seeds that every configuration of `runs` has."""
+    keys = ["method", "depth", "alpha", "k"]
+    seeds = [set(g["seed"]) for _, g in runs.groupby(keys, dropna=False)]
+    common = set.intersection(*seeds) if seeds else set()
+    return runs[runs["seed"].isin(common)]

@@ -229,3 +229,17 @@ def test_a_seed_with_one_healthy_alpha_leaves_the_plateau_inconclusive_and_says_
     assert verdict["plateau"] == (
         "inconclusive (plateau at 2 of the 2 seeds where it is testable; not testable at 1)"
     )
+
+
+def test_downstream_findings_compare_configurations_on_the_seeds_they_share():
+    """alpha 100 has seeds 0-2 (seed 2 scoring far worse), alpha 300 only 0-1: over all seeds
+    alpha 300 would look better; on the shared seeds they are alike."""
+    from analysis.findings import downstream_findings
+
+    rows = [run("orthogonal", s, acc, 8, depth=16, alpha=100.0) for s, acc in
+            enumerate([0.93, 0.93, 0.50])]  # fmt: skip
+    rows += [run("orthogonal", s, 0.92, 8, depth=16, alpha=300.0) for s in (0, 1)]
+    [line] = downstream_findings(frame(rows).assign(acc_selected=math.nan))
+    assert (
+        "best orthogonal N=16 α=100 (0.93)" in line and "worst orthogonal N=16 α=300 (0.92)" in line
+    )
