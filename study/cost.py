@@ -5,8 +5,9 @@ optimiser steps x seconds per step, per-epoch evaluation on `n_eval` images, the
 tasks (encoding the test and training images, Inception features of the FID samples and
 reference) and a fixed per-trial cost; per study, a fixed start-up cost; runs share the
 cores one per trial. The rates are measurements (docs/benchmarks.md), not guesses, on the
-2-core CI machine with two trials sharing it: full-batch GD on the linear model ~0.22 ms per
-sub-network layer per step; the conv AE (MNIST's and CIFAR-10's cost the same per step: 5.3
+2-core CI machine with two trials sharing it: full-batch GD on the linear model ~0.36 ms per
+sub-network layer per step (2026-12-04: 37 s for 6,000 steps at N = 16, records included);
+the conv AE (MNIST's and CIFAR-10's cost the same per step: 5.3
 and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 steps/s per shared core; the MLP
 on a user's vectors (batch 32, fp32, per-epoch evaluation included) ~1.2 ms per step plus
 ~0.05 ms per sub-network layer; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a
@@ -38,7 +39,7 @@ class StepRates:
     """Linear GD: ms per step = overhead + per_layer * N; conv AE: optimiser steps per second."""
 
     linear_ms_overhead: float = 0.4
-    linear_ms_per_layer: float = 0.22
+    linear_ms_per_layer: float = 0.36
     conv_steps_per_s_cpu: float = 3.0
     conv_steps_per_s_cpu_fp32: float = 10.0
     conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (docs/benchmarks.md)
