@@ -194,7 +194,9 @@ class VectorizedTrainer:
             self.optimizer.state[stacked] = {
                 key: torch.stack([state[key] for state in states])
                 if _per_member(value, stacked[0])
-                else value.to(self.device if capturable else value.device, copy=True)
+                else _shared_scalar(value, self.device, self.dtype)
+                if capturable
+                else value.clone()
                 for key, value in states[0].items()
             }
 
@@ -203,8 +205,28 @@ class VectorizedTrainer:
         self.params, self.alphas = params, alphas
         groups = [{"params": [params[n] for n in names], "lr": lr} for names, lr in self._groups]
         self.optimizer = self._optimizer_class(groups, **self._optimizer_defaults)
+        if self._optimizer_defaults.get("capturable", False):
+            self._start_capturable_state()
         self._graph: torch.cuda.CUDAGraph | None = None
         self._warmup_left = GRAPH_WARMUP_STEPS
+
+    def _start_capturable_state(self) -> None:
+        """Adam's fresh state, with its step counter in the model's dtype.
+
+        Capturable Adam keeps the counter on the device and computes its bias corrections
+        from it; Adam makes it float32 unless torch's default dtype is float64, and
+        1 - 0.999 in float32 is 1.3e-5 off. In float64 runs the graphed step then differed
+        from the eager one (which corrects in Python floats) by 1e-7 in the first epoch's
+        loss on an H200 (docs/benchmarks.md); a counter in the model's dtype removes that.
+        """
+        amsgrad = self._optimizer_defaults.get("amsgrad", False)
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                moments = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+                self.optimizer.state[p] = {
+                    "step": torch.zeros((), dtype=self.dtype, device=self.device),
+                    **{name: torch.zeros_like(p) for name in moments},
+                }
 
     def _member_loss(
         self, params: dict[str, torch.Tensor], alpha: torch.Tensor, x: torch.Tensor
@@ -354,6 +376,14 @@ def _per_member(value: object, stacked: torch.Tensor) -> bool:
     return isinstance(value, torch.Tensor) and value.shape == stacked.shape
 
 
+def _shared_scalar(value: object, device: torch.device, dtype: torch.dtype) -> object:
+    """A capturable optimiser's copy of a scalar state entry (Adam's step): on the device,
+    in the model's dtype (see `VectorizedTrainer._start_capturable_state`)."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(device=device, dtype=dtype, copy=True)
+    return value
+
+
 def _check_members_agree(configs: list[RunConfig]) -> None:
     """Members share data, shapes and schedule: they may differ only in MEMBER_FIELDS."""
     neutral = dict.fromkeys(MEMBER_FIELDS, 1)
@@ -379,16 +409,18 @@ def members_that_fit(fixed_bytes: int, per_member_bytes: int, budget_bytes: int)
 def measure_member_bytes(
     config: RunConfig, device: torch.device, steps: int = 2
 ) -> tuple[int, int]:
-    """Peak CUDA memory of stacks of one and of two members: (fixed bytes, bytes per member).
+    """Peak CUDA memory of stacks of two and three members: (fixed bytes, bytes per member).
 
     Each stack takes `steps` real optimiser steps on random batches, so activations, gradients
-    and optimiser moments are all counted; the data on the device is in the fixed part.
+    and optimiser moments are all counted; the data on the device is in the fixed part. (A
+    group of one is not a stack: it trains as its own Trainer, so two is the smallest stack.)
     """
     if device.type != "cuda":
         raise ConfigError(f"measuring member memory needs a CUDA device, got {device.type!r}")
     data = load_run_data(config)
     peaks = []
-    for size in (1, 2):
+    sizes = (2, 3)
+    for size in sizes:
         torch.cuda.synchronize(device)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -406,7 +438,7 @@ def measure_member_bytes(
         peaks.append(torch.cuda.max_memory_allocated(device) - start)
         del stack
     per_member = max(peaks[1] - peaks[0], 1)
-    return max(peaks[0] - per_member, 0), per_member
+    return max(peaks[0] - sizes[0] * per_member, 0), per_member
 
 
 def group_size_for_gpu(

@@ -88,3 +88,25 @@ def test_study_cost_quick_mode() -> None:
         assert (row[5] == "-") == launch_bound and (row[6] == "-") == launch_bound
         if not launch_bound:
             assert float(row[5]) > float(row[6]) > 0  # the vectorised GPU rate is the faster
+
+
+def test_gpu_seed_group_records_each_epoch_and_summarises_per_seed(tmp_path: Path) -> None:
+    """The GPU seed-group script on the CPU at its smallest: it writes every epoch's per-seed
+    ranks, and --summarise gives one row per seed and a verdict by the settledness rule."""
+    records, figure = tmp_path / "group.json", tmp_path / "ranks.png"
+    run_script(
+        "gpu_seed_group.py",
+        *("--device", "cpu", "--seeds", "2", "--n-train", "64", "--n-eval", "64"),
+        *("--max-epochs", "2", "--seconds", "600", "--json", str(records)),
+    )
+    run = json.loads(records.read_text())
+    assert [epoch["epoch"] for epoch in run["epochs"]] == [1, 2]
+    assert all(len(epoch["members"]) == 2 for epoch in run["epochs"])
+    stdout = run_script("gpu_seed_group.py", "--summarise", str(records), "--figure", str(figure))
+    header, *rows = table_rows(stdout)
+    assert header[:3] == ["seed", "W_e rank", "latent rank"]
+    assert [row[0] for row in rows] == ["0", "1"]
+    # 2 epochs of 2 steps cannot be settled (3,000 unchanged steps are needed)
+    assert all(row[-1] == "no" for row in rows if "diverged" not in row[1])
+    assert "Rule: settled" in stdout and "inconclusive: 0 settled seed(s)" in stdout
+    assert figure.stat().st_size > 0
