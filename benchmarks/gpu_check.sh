@@ -4,7 +4,7 @@
 # Trainer and the VectorizedTrainer (K = 1, 10, 40, with and without CUDA graph, fp64/fp32).
 # Needs torch, torchvision, scikit-learn and pytest only (no Ray, MLflow or Inception weights).
 #
-#   bash benchmarks/gpu_check.sh [OUT_FOLDER]     # ~5 min on one H100 (estimated)
+#   bash benchmarks/gpu_check.sh [OUT_FOLDER]     # ~2 min on one H200 (2026-12-04)
 #
 # Paste throughput.md into docs/benchmarks.md with the date and the GPU from gpu.txt.
 set -euo pipefail
