@@ -408,37 +408,42 @@ def final_code_spectra(source: tuple[pd.DataFrame, dict[str, list[dict[str, Any]
 
 
 def rank_knee(trials: pd.DataFrame) -> Figure:
-    """A rank estimate's check: the explicit bottleneck's loss over k (mean ± sd) with the
-    vanilla autoencoder's, the sub-network runs at their final latent rank (one point per
-    seed), and the estimate: the knee should sit at it."""
-    from .rank_estimate import trials_answer
+    """A rank estimate's check: the explicit bottleneck's loss over k (mean ± sd; held out
+    where logged) with the vanilla autoencoder's, the sub-network runs at their final latent
+    rank (one point per seed), the estimate and the check's knee (`loss_knee`)."""
+    from .rank_estimate import check_losses, loss_knee, trials_answer
 
+    losses, which = check_losses(trials)
+    column = "eval_loss" if which == "held-out" else "loss"
     runs = healthy(trials)
-    explicit = runs[runs["bottleneck"] == "explicit"].groupby("k")["loss"].agg(["mean", "std"])
-    net = runs[runs["bottleneck"] == "linear_net"].dropna(subset=["latent_rank"])
+    explicit = runs[runs["bottleneck"] == "explicit"].groupby("k")[column].agg(["mean", "std"])
+    net = runs[runs["bottleneck"] == "linear_net"].dropna(subset=["latent_rank", column])
     if explicit.empty:
         raise NotApplicable("needs the explicit-bottleneck runs of a rank estimate (rank_of)")
     figure = Figure(figsize=(6.0, 4.2))
     axis = figure.subplots()
     axis.errorbar(explicit.index, explicit["mean"], yerr=explicit["std"].fillna(0), color="k",
                   marker="D", ms=4, capsize=3, label="explicit k (mean ± sd)")  # fmt: skip
-    vanilla = runs[runs["bottleneck"] == "vanilla"]["loss"]
+    vanilla = runs[runs["bottleneck"] == "vanilla"][column]
     if len(vanilla):
         axis.axhline(vanilla.mean(), color="0.35", ls="--", label="vanilla (k = d)")
     colours = _depth_colours(sorted({int(d) for d in net["depth"]}))
     for (depth, alpha), group in net.groupby(["depth", "alpha"]):
-        axis.scatter(group["latent_rank"], group["loss"], s=36, zorder=3,
+        axis.scatter(group["latent_rank"], group[column], s=36, zorder=3,
                      color=colours[int(depth)], edgecolor="k", linewidth=0.6,
                      label=config_label("orthogonal", depth, alpha, None))  # fmt: skip
     answer = trials_answer(trials)
     if answer is not None:
         axis.axvline(answer.rank, color="tab:green", alpha=0.6,
                      label=f"estimate: latent rank {answer.rank}")  # fmt: skip
+    knee = loss_knee(losses)
+    if knee is not None and knee.k is not None:
+        axis.axvline(knee.k, color="tab:red", ls=":", label=f"the check's knee: k = {knee.k}")
     axis.set_yscale("log")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("k (sub-network runs: their final latent rank)")
-    axis.set_ylabel("reconstruction loss (train, final epoch)")
-    axis.set_title("The check: the explicit bottleneck's knee at the estimate", fontsize=10)
+    axis.set_ylabel(f"reconstruction loss ({which}, final epoch)")
+    axis.set_title("The check: where the explicit bottleneck's loss has its knee", fontsize=10)
     axis.grid(alpha=0.3)
     figure.tight_layout()
     _legend_outside(figure, axis)

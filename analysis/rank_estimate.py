@@ -8,12 +8,14 @@ stop a run short), reported with how often it occurred. When fewer than MODE_SHA
 runs found it, the answer is "no single rank" with every rank's count: a median or mean of
 runs that disagree (e.g. 2-3 and 10-12) is a rank no run produced, and is never given.
 
-The check is the explicit bottleneck d -> k -> d at k around the estimate (`knee_ks`): its
-reconstruction loss should fall steeply up to the data's rank and little after it. The
-verdict reads it (`knee_reading`): k = r + 1 still `KNEE_GAIN` times better than k = r says
-the estimate is short (a run stopped on a plateau; the check's own knee, `check_knee`, is
-then named); a fall under `KNEE_GAIN` on both sides
-of r says the data has no sharp rank at this scale; otherwise the knee is at the estimate.
+The check is the explicit bottleneck d -> k -> d at a contiguous run of k around the
+estimate, plus 1, r / 2 and 2r + 2 (`knee_ks`), read on its held-out reconstruction loss
+(`eval_loss`, the evaluation split). Its knee (`loss_knee`) is a change point: the best
+two-segment fit of log loss against log k. A power law (loss ~ 1/k^a, a smooth fall with
+no rank) is a straight line there, so a knee must beat a single line by KNEE_EVIDENCE noise
+sd (the noise from the seeds' spread, at least LOSS_NOISE_FLOOR) and fall at least
+KNEE_SLOPE_RATIO times faster before it than after. The check can then disagree in both
+directions (`knee_outcome`): agrees / estimate too high / estimate too low / no knee.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
+import numpy as np
 import pandas as pd
 
 from .compare import escalation_summary, healthy, mean_sd
 
 RANK_STUDY = "rank_of"
 MODE_SHARE = 0.6  # the most frequent rank is "the" rank when at least this share found it
-KNEE_GAIN = 2.0  # explicit loss(k = r) / loss(k = r + 1) above this: the estimate is short
+KNEE_EVIDENCE = 3.0  # a knee beats a straight line in log-log by this many noise sd
+KNEE_SLOPE_RATIO = 3.0  # and the loss falls this many times faster before it than after
+LOSS_NOISE_FLOOR = 0.05  # sd of a run's log loss (5%) assumed where seeds show less or none
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,64 @@ def rank_answer(ranks: Mapping[int, Sequence[float | None]]) -> RankAnswer | Non
 
 
 def knee_ks(rank: int, latent_dim: int) -> list[int]:
-    """The explicit widths that show the knee: half the estimate, one below, the estimate,
-    one and two above, and twice it (within 1..latent_dim)."""
-    wanted = {rank // 2, rank - 1, rank, rank + 1, rank + 2, 2 * rank}
+    """The explicit widths of the check: contiguous from r - 3 to r + 2, and 1, r / 2 and
+    2r + 2 (within 1..latent_dim), so a knee below the estimate and one above it both show."""
+    wanted = {1, rank // 2, 2 * rank + 2, *range(rank - 3, rank + 3)}
     return sorted(k for k in wanted if 1 <= k <= latent_dim)
+
+
+@dataclass(frozen=True)
+class Knee:
+    """The check's change point: the best two-line fit of log loss against log k."""
+
+    k: int | None  # None: no knee (one line, a power law, fits within the noise)
+    slope_before: float  # d log loss / d log k of each segment
+    slope_after: float
+    evidence: float  # how much better than one line, in noise sd
+
+
+def loss_knee(losses: Mapping[int, Sequence[float]]) -> Knee | None:
+    """k -> the seeds' losses at k -> the knee (None with fewer than 4 widths).
+
+    Each segment is its own line over at least two widths; the knee is the first width of
+    the second (flat) segment: the smallest k whose loss has stopped falling fast, where a
+    rank-r code has every direction. The noise is the pooled sd of the seeds' log losses at
+    a k (at least LOSS_NOISE_FLOOR), divided by sqrt(seeds) for a mean."""
+    points = {k: [v for v in vs if v > 0 and math.isfinite(v)] for k, vs in losses.items()}
+    ks = sorted(k for k, vs in points.items() if vs)
+    if len(ks) < 4:
+        return None
+    x = np.log(np.array(ks, dtype=float))
+    y = np.array([np.mean(np.log(points[k])) for k in ks])
+    spreads = [np.var(np.log(points[k]), ddof=1) for k in ks if len(points[k]) > 1]
+    seeds = min(len(points[k]) for k in ks)
+    noise = max(math.sqrt(np.mean(spreads)) if spreads else 0.0, LOSS_NOISE_FLOOR)
+    noise /= math.sqrt(seeds)
+    line_sse = _line(x, y)[0]
+    best = None
+    for j in range(2, len(ks) - 1):  # the knee ks[j] opens the second segment
+        (sse_before, before), (sse_after, after) = _line(x[:j], y[:j]), _line(x[j:], y[j:])
+        if best is None or sse_before + sse_after < best[0]:
+            best = (sse_before + sse_after, ks[j], before, after)
+    sse, k, before, after = best
+    evidence = math.sqrt(max(line_sse - sse, 0.0)) / noise
+    steep = before < 0 and (after >= 0 or before / after >= KNEE_SLOPE_RATIO)
+    return Knee(k if evidence >= KNEE_EVIDENCE and steep else None, before, after, evidence)
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(sum of squared residuals, slope) of the least-squares line through the points."""
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(((slope * x + intercept - y) ** 2).sum()), float(slope)
+
+
+def knee_outcome(knee: Knee, rank: int) -> str:
+    """What the check says of the estimate r: agrees / estimate too high / too low / no knee."""
+    if knee.k is None:
+        return "no knee"
+    if knee.k == rank:
+        return "agrees"
+    return "estimate too high" if knee.k < rank else "estimate too low"
 
 
 def largest_stable_rungs(trials: pd.DataFrame) -> list[tuple[object, pd.DataFrame]]:
@@ -142,86 +200,80 @@ def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def knee_table(trials: pd.DataFrame, answer: RankAnswer | None) -> pd.DataFrame:
-    """The explicit bottleneck at each k, and vanilla: final loss (and accuracy on the codes,
-    where the data has labels), mean ± sd over seeds, and the loss ratio to the next k."""
+    """The explicit bottleneck at each k, and vanilla: training and held-out loss (and the
+    accuracy on the codes, where the data has labels), mean ± sd over seeds; the estimate's
+    row and the check's knee (`loss_knee`) are marked."""
     runs = healthy(trials)
     explicit = runs[runs["bottleneck"] == "explicit"]
+    knee = loss_knee(check_losses(trials)[0])
     rows = []
     for k, group in explicit.groupby("k", sort=True):
-        rows.append(_knee_row(f"{int(k)}", group, answer is not None and int(k) == answer.rank))
+        marks = [
+            name
+            for name, here in (
+                ("estimate", answer is not None and int(k) == answer.rank),
+                ("knee", knee is not None and knee.k == int(k)),
+            )
+            if here
+        ]
+        rows.append(_knee_row(f"{int(k)}", group, "<- " + ", ".join(marks) if marks else ""))
     vanilla = runs[runs["bottleneck"] == "vanilla"]
     if len(vanilla):
-        rows.append(_knee_row("d (vanilla)", vanilla, False))
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    losses = table["_loss"].tolist()
-    table["loss / next k's"] = [
-        f"{a / b:.2f}" if b and i < len(losses) - 1 and table["k"][i + 1] != "d (vanilla)" else "-"
-        for i, (a, b) in enumerate(zip(losses, [*losses[1:], math.nan], strict=True))
-    ]
-    return table.drop(columns="_loss")
+        rows.append(_knee_row("d (vanilla)", vanilla, ""))
+    return pd.DataFrame(rows)
 
 
-def _knee_row(k: str, group: pd.DataFrame, is_estimate: bool) -> dict[str, object]:
+def _knee_row(k: str, group: pd.DataFrame, mark: str) -> dict[str, object]:
     row: dict[str, object] = {
         "k": k,
-        "": "<- estimate" if is_estimate else "",
+        "": mark,
         "seeds": len(group),
         "loss": mean_sd(group["loss"].mean(), group["loss"].std(), 4),
-        "_loss": group["loss"].mean(),
     }
+    if "eval_loss" in group and group["eval_loss"].notna().all():
+        row["held-out loss"] = mean_sd(group["eval_loss"].mean(), group["eval_loss"].std(), 4)
     if group["acc_selected"].notna().any():
         row["accuracy (codes)"] = mean_sd(group["acc_selected"].mean(), group["acc_selected"].std())
     return row
 
 
-def knee_gain(trials: pd.DataFrame, k: int) -> float | None:
-    """Explicit loss at k over the loss at k + 1 (None when either is missing)."""
+def check_losses(trials: pd.DataFrame) -> tuple[dict[int, list[float]], str]:
+    """The healthy explicit runs' losses per k, and which loss: the held-out one where the
+    runs logged it (`eval_loss`), else the training loss (stores from before it was)."""
     explicit = healthy(trials)
     explicit = explicit[explicit["bottleneck"] == "explicit"]
-    at = {int(width): g["loss"].mean() for width, g in explicit.groupby("k")}
-    if k not in at or k + 1 not in at or not at[k + 1] > 0:
-        return None
-    return float(at[k] / at[k + 1])
-
-
-def check_knee(trials: pd.DataFrame) -> int | None:
-    """The k after the check's last fall of more than `KNEE_GAIN` from one k to the next (None
-    when the explicit loss never falls that fast)."""
-    explicit = healthy(trials)
-    explicit = explicit[explicit["bottleneck"] == "explicit"]
-    losses = explicit.groupby("k")["loss"].mean().sort_index()
-    falls = [int(k) for (_, a), (k, b) in pairwise(losses.items()) if b > 0 and a / b > KNEE_GAIN]
-    return falls[-1] if falls else None
+    held_out = "eval_loss" in explicit and explicit["eval_loss"].notna().all()
+    column = "eval_loss" if held_out else "loss"
+    losses = {int(k): list(g[column]) for k, g in explicit.groupby("k", sort=True)}
+    return losses, "held-out" if held_out else "training"
 
 
 def knee_reading(trials: pd.DataFrame, rank: int) -> str:
-    """What the explicit check says of the estimate: a knee at it, none at all (a smooth
-    fall: the data has no sharp rank at this scale), or more directions above it."""
-    below, above = knee_gain(trials, rank - 1), knee_gain(trials, rank)
-    if above is None:
+    """What the explicit check says of the estimate, with the numbers it read."""
+    losses, which = check_losses(trials)
+    knee = loss_knee(losses)
+    if knee is None:
         return ""
-    falls = (
-        f"the explicit loss falls {below:.1f}x from k = {rank - 1} to {rank} and "
-        if below
-        else "the explicit loss falls "
+    fit = (
+        f"the {which} explicit loss against k (log-log) falls with slope "
+        f"{knee.slope_before:.2f} then {knee.slope_after:.2f}, {knee.evidence:.1f} noise sd "
+        "better than one line"
     )
-    falls += f"{above:.1f}x from k = {rank} to {rank + 1}"
-    if above > KNEE_GAIN:
-        knee = check_knee(trials)
-        at = f"; the check's knee is at k = {knee}" if knee is not None and knee > rank else ""
+    outcome = knee_outcome(knee, rank)
+    if outcome == "no knee":
         return (
-            f"but {falls}: the data likely has more directions than the runs found (greedy "
-            f"learning can stall one short for hundreds of epochs){at}"
+            f"the check finds no knee ({fit}; {KNEE_EVIDENCE:g} and a {KNEE_SLOPE_RATIO:g}x "
+            "steeper fall are needed): the data has no clear rank at this scale, and the "
+            "estimate is where this budget's greedy learning stopped"
         )
-    if below is not None and below < KNEE_GAIN:
-        return (
-            f"{falls}: no sharp knee, so the data has no clear rank at this scale and the "
-            "estimate is where this budget's greedy learning stopped (longer training may "
-            "add directions)"
-        )
-    return f"{falls}: the knee is at the estimate"
+    if outcome == "agrees":
+        return f"the check agrees: its knee is at k = {knee.k} ({fit})"
+    why = (
+        "greedy learning can stall short of a direction for hundreds of epochs"
+        if outcome == "estimate too low"
+        else "the runs kept directions the explicit loss does not need"
+    )
+    return f"the check says {outcome}: its knee is at k = {knee.k} ({fit}; {why})"
 
 
 def answer_table(trials: pd.DataFrame) -> pd.DataFrame:

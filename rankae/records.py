@@ -43,7 +43,10 @@ SWITCH_METRICS = (
 # classifier on z_N (the rank-limited codes: primary) and on z (pre-bottleneck, as IRMAE)
 # val_acc_selected: the validation accuracy at acc_selected's epoch (searches select on it);
 # kid / kid_sd: unbiased at small sample counts, unlike fid (rankae/fid.py)
+# eval_loss: the reconstruction loss on the evaluation split (held out for a user's data;
+# the rank check reads it: analysis/rank_estimate.py)
 DOWNSTREAM_METRICS = (
+    "eval_loss",
     "acc_best",
     "acc_selected",
     "val_acc_selected",

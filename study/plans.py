@@ -196,7 +196,8 @@ class RankEstimate(AlphaEscalation):
         return super().all_variants() + self.knee_variants(1, 1)
 
     def largest_check(self) -> list[Variant]:
-        """The most runs the check can take: six widths around an estimate of 4, and vanilla."""
+        """The runs the check takes for an estimate of 4 (seven widths) and vanilla: what
+        the plan is priced with before the estimate is known."""
         return self.knee_variants(4, 64)
 
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
@@ -212,7 +213,7 @@ class RankEstimate(AlphaEscalation):
 
     def describe(self, seeds: int) -> list[str]:
         return super().describe(seeds) + [
-            "then the check at the estimate r: explicit k in {r//2, r-1, r, r+1, r+2, 2r} "
+            "then the check at the estimate r: explicit k in {1, r//2, r-3 ... r+2, 2r+2} "
             f"and vanilla, {seeds} seeds each"
         ]
 

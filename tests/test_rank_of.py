@@ -7,6 +7,7 @@ of source, and each bad input refused before anything is written.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,13 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from test_userdata import BAD_SOURCES, files_under
 
-from analysis.rank_estimate import KNEE_GAIN, knee_ks, knee_reading, rank_answer
+from analysis.rank_estimate import (
+    knee_ks,
+    knee_outcome,
+    knee_reading,
+    loss_knee,
+    rank_answer,
+)
 from rankae import example_data
 from study.run import main
 from study.searchers import RankEstimateSearcher, Searcher, replay_complete
@@ -65,40 +72,69 @@ def test_a_split_ensemble_says_no_single_rank_and_never_a_median():
     assert not digits.stable and "4 in 3/6, 3 in 3/6" in digits.sentence()
 
 
-def test_the_check_brackets_the_estimate_within_the_latent_width():
-    assert knee_ks(4, 32) == [2, 3, 4, 5, 6, 8]
-    assert knee_ks(1, 32) == [1, 2, 3]
-    assert knee_ks(20, 24) == [10, 19, 20, 21, 22]
+def test_the_check_spans_both_sides_of_the_estimate_within_the_latent_width():
+    assert knee_ks(4, 32) == [1, 2, 3, 4, 5, 6, 10]
+    assert knee_ks(1, 32) == [1, 2, 3, 4]
+    assert knee_ks(20, 24) == [1, 10, 17, 18, 19, 20, 21, 22]
 
 
-def explicit_losses(losses: dict[int, float]) -> pd.DataFrame:
-    """Finished explicit-bottleneck rows with these final losses (the check's trial frame)."""
-    rows = [
-        {"bottleneck": "explicit", "k": k, "loss": loss, "diverged": False, "status": "FINISHED"}
-        for k, loss in losses.items()
-    ]
-    return pd.DataFrame(rows)
+STRENGTHS = (1.0, 0.6, 0.4, 0.25)  # four directions' shares of the loss; a floor after them
+
+
+def rank_4_losses(k: int) -> float:
+    """Held-out loss of an explicit k on rank-4 data: it falls until k = 4, then stays."""
+    return 0.01 + sum(STRENGTHS[k:]) if k <= 4 else 0.01 * (1 - 0.002 * k)
 
 
 @pytest.mark.parametrize(
-    "losses, says",
-    [
-        (
-            {3: 0.1, 4: 0.003, 5: 0.0029},
-            "33.3x from k = 3 to 4 and 1.0x from k = 4 to 5: the knee is at the estimate",
-        ),
-        ({3: 0.3, 4: 0.25, 5: 0.2}, "no sharp knee, so the data has no clear rank at this scale"),
-        (
-            {3: 0.3, 4: 0.1, 5: 0.003, 6: 0.0029},
-            "falls 3.0x from k = 3 to 4 and 33.3x from k = 4 to 5: the data likely has more "
-            "directions than the runs found (greedy learning can stall one short for hundreds "
-            "of epochs); the check's knee is at k = 5",
-        ),
-    ],
-    ids=["knee", "smooth", "short"],
+    "estimate, outcome",
+    [(6, "estimate too high"), (2, "estimate too low"), (4, "agrees")],
 )
-def test_the_verdict_reads_the_explicit_loss_around_the_estimate(losses, says):
-    assert says in knee_reading(explicit_losses(losses), 4)
+def test_the_check_disagrees_in_either_direction(estimate, outcome):
+    """The knee at 4, read on the grid the estimate would queue."""
+    knee = loss_knee({k: [rank_4_losses(k)] for k in knee_ks(estimate, 32)})
+    assert knee.k == 4 and knee_outcome(knee, estimate) == outcome
+
+
+def test_a_power_law_or_a_geometric_fall_has_no_knee():
+    """Smooth falls with no rank: 1 / k^2 (a line in log-log, noisy or not) and exp(-k / 3)
+    (curved in log-log but falling faster after, not slower)."""
+    ks = range(1, 13)
+    assert loss_knee({k: [k**-2.0] for k in ks}).k is None
+    assert loss_knee({k: [k**-2.0 * (1 + 0.03 * (-1) ** k)] for k in ks}).k is None
+    assert loss_knee({k: [math.exp(-k / 3)] for k in ks}).k is None
+
+
+def test_the_seeds_spread_is_the_knees_noise():
+    """A fall of 15% per k up to 5 is a knee when the seeds agree (the 5% floor is then the
+    noise), not when they spread by 30%."""
+
+    def losses(spread: float) -> dict[int, list[float]]:
+        fall = {k: 0.85 ** min(k, 5) for k in range(1, 11)}
+        return {k: [v * (1 - spread), v, v * (1 + spread)] for k, v in fall.items()}
+
+    assert loss_knee(losses(0.001)).k == 5
+    assert loss_knee(losses(0.3)).k is None
+
+
+def check_frame(losses: dict[int, float]) -> pd.DataFrame:
+    """Finished explicit-bottleneck rows with these held-out losses (the check's frame)."""
+    rows = [
+        {"bottleneck": "explicit", "k": k, "loss": 2 * loss, "eval_loss": loss,
+         "diverged": False, "status": "FINISHED"}
+        for k, loss in losses.items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_the_verdict_reads_the_held_out_loss_and_names_its_knee():
+    frame = check_frame({k: rank_4_losses(k) for k in knee_ks(6, 32)})
+    says = knee_reading(frame, 6)
+    assert says.startswith("the check says estimate too high: its knee is at k = 4")
+    assert "the held-out explicit loss" in says
+    assert knee_reading(frame.drop(columns="eval_loss"), 6).count("the training explicit loss")
+    smooth = check_frame({k: k**-2.0 for k in range(1, 9)})
+    assert knee_reading(smooth, 4).startswith("the check finds no knee")
 
 
 def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_path):
@@ -151,15 +187,14 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     assert run_rank_of(folder, monkeypatch, *data, "--smoke", "--set", "epochs=100") == 0
     out = capsys.readouterr().out
     assert "latent-rank estimate: latent rank 4 (4 in 1/1 runs over 1 seed(s) x N in [8])" in out
-    assert "the knee is at the estimate" in out
+    assert "the check agrees: its knee is at k = 4" in out
     parent, trials = runs_of(folder)
     assert parent.data.metrics["rank_estimate"] == 4 and parent.data.metrics["rank_stable"] == 1
     explicit = {
         int(r.data.params["k"]): r for r in trials if r.data.params["bottleneck"] == "explicit"
     }
     assert sorted(explicit) == knee_ks(4, 32)
-    loss = {k: r.data.metrics["loss"] for k, r in explicit.items()}
-    assert loss[3] > KNEE_GAIN * loss[4] and loss[4] < KNEE_GAIN * loss[5]  # the knee is at 4
+    assert loss_knee({k: [r.data.metrics["eval_loss"]] for k, r in explicit.items()}).k == 4
     assert all("acc_selected" in r.data.metrics and "fid" not in r.data.metrics for r in trials)
 
     assert run_rank_of(folder, monkeypatch, "--resume") == 0

@@ -129,7 +129,8 @@ def test_labelled_vectors_give_accuracies_and_no_fid(vectors, tmp_path) -> None:
 
     final = {"diverged": False, "latent_rank": records[-1].latent_rank}
     downstream = write_artifacts(trainer, final, tmp_path / "trial")
-    assert set(downstream) == set(metrics)
+    assert set(downstream) == {*metrics, "eval_loss"}  # the held-out loss the check reads
+    assert downstream["eval_loss"] == pytest.approx(trainer.eval_loss())
     written = json.loads((tmp_path / "trial" / "final.json").read_text())
     assert "fid" not in written and written["acc_best"] == downstream["acc_best"]
     assert not (tmp_path / "trial" / "reconstructions.png").exists()

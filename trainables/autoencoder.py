@@ -113,17 +113,20 @@ def load_checkpoint(
 def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> dict[str, float]:
     """Final artifacts: every epoch's spectra, image grids, downstream results, final metrics.
 
-    `metrics` are the run's last epoch metrics. Returns the downstream metrics (empty unless
-    `downstream` is on and the run is healthy).
+    `metrics` are the run's last epoch metrics. Returns the metrics measured now: the
+    held-out reconstruction loss and, with `downstream` on, the downstream results (empty
+    for a diverged run).
     """
     folder.mkdir(parents=True, exist_ok=True)
     downstream: dict[str, float] = {}
+    if not metrics["diverged"]:
+        downstream["eval_loss"] = trainer.eval_loss()
     if trainer.config.architecture != "linear" and not metrics["diverged"]:
         from rankae.evaluate import evaluate_downstream, save_reconstructions
 
         save_reconstructions(trainer, folder / "reconstructions.png")
         if trainer.config.downstream:
-            downstream = evaluate_downstream(trainer, folder)
+            downstream.update(evaluate_downstream(trainer, folder))
         if trainer.config.dataset == "user" and trainer.config.bottleneck == "vanilla":
             # a rank estimate's report runs the established estimators on these codes too
             codes = trainer.codes(trainer.data.train.images)
