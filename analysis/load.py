@@ -58,6 +58,8 @@ FINAL_METRICS = (
     "loss",
     "trivial_loss",
     "latent_rank",
+    "latent_gap_rank",
+    "latent_gap",
     "we_rank",
     *SWITCH_METRICS,
     *DOWNSTREAM_METRICS,

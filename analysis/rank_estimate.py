@@ -2,9 +2,11 @@
 
 The rule, in one place for the study's searcher (which queues the knee at the estimate) and
 for the report: per depth N, the runs at the largest alpha whose every seed stayed stable
-(Sec. 3.2's escalation) give one final latent rank each; the estimate is the rank most of
-them found (the mode; a tie goes to the larger rank: greedy learning's plateaus only ever
-stop a run short), reported with how often it occurred. When fewer than MODE_SHARE of the
+(Sec. 3.2's escalation) give one final latent rank each, read where the code spectrum has
+its largest gap (`run_rank`; the gap's size and the threshold count are shown beside it);
+the estimate is the rank most of them found (the mode; a tie goes to the larger rank:
+greedy learning's plateaus only ever stop a run short), reported with how often it
+occurred. When fewer than MODE_SHARE of the
 runs found it, the answer is "no single rank" with every rank's count: a median or mean of
 runs that disagree (e.g. 2-3 and 10-12) is a rank no run produced, and is never given.
 
@@ -78,6 +80,16 @@ class RankAnswer:
             f"no single rank ({self.tally()} runs over {where}): train longer "
             "(--preset full) or give more data"
         )
+
+
+def run_rank(metrics: Mapping[str, object]) -> float | None:
+    """A sub-network run's latent rank for the estimate: read where its code spectrum has
+    its largest gap (`latent_gap_rank`, `rankae.rank.rank_at_gap`); the threshold count
+    for a store logged before the gap was."""
+    value = metrics.get("latent_gap_rank")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        value = metrics.get("latent_rank")
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def rank_answer(ranks: Mapping[int, Sequence[float | None]]) -> RankAnswer | None:
@@ -172,7 +184,7 @@ def largest_stable_rungs(trials: pd.DataFrame) -> list[tuple[object, pd.DataFram
 
 def trials_answer(trials: pd.DataFrame) -> RankAnswer | None:
     ranks = {
-        int(row.depth): list(rung["latent_rank"].dropna())
+        int(row.depth): [run_rank(run) for run in rung.to_dict("records")]
         for row, rung in largest_stable_rungs(trials)
     }
     return rank_answer(ranks)
@@ -184,13 +196,22 @@ def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
     def per_seed(values: pd.Series) -> str:
         return ", ".join(f"{v:.0f}" for v in values.dropna()) or "-"
 
+    def at_gap(rung: pd.DataFrame) -> str:
+        if "latent_gap_rank" not in rung or rung["latent_gap_rank"].isna().all():
+            return "-"
+        return ", ".join(
+            f"{r:.0f} ({g:.0f}x)"
+            for r, g in zip(rung["latent_gap_rank"], rung["latent_gap"], strict=True)
+        )
+
     rows = [
         {
             "N": row.depth,
             "alphas tried": row.alphas_tried,
             "divergence": row.divergence,
             "largest stable α": row.largest_stable,
-            "latent rank per seed": per_seed(rung["latent_rank"]),
+            "latent rank at the gap (its size) per seed": at_gap(rung),
+            "latent rank (threshold) per seed": per_seed(rung["latent_rank"]),
             "W_e rank per seed": per_seed(rung["we_rank"]),
             "loss": mean_sd(rung["loss"].mean(), rung["loss"].std(), 4) if len(rung) else "-",
         }

@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 
 DEFAULT_THRESHOLD = 0.01
+# normalised singular values below this are numerical zeros, not directions: float32 codes
+# and products of 32 matrices leave ~1e-6 of the largest where there is nothing
+GAP_FLOOR = 1e-4
 
 
 def normalize_spectrum(singular_values: torch.Tensor) -> torch.Tensor:
@@ -39,6 +42,28 @@ def rank_from_spectrum(normalized: torch.Tensor, threshold: float = DEFAULT_THRE
     if not 0 < threshold < 1:
         raise ValueError(f"threshold={threshold!r} is invalid: must lie strictly between 0 and 1")
     return int((normalized > threshold).sum())
+
+
+def rank_at_gap(normalized: torch.Tensor, floor: float = GAP_FLOOR) -> tuple[int, float]:
+    """The rank read where the spectrum has its largest gap, and that gap's size.
+
+    Over the normalised values above `floor`, the r with the largest sigma_r / sigma_r+1
+    (a value below the floor counts as the floor, so a spectrum that ends in numerical zeros
+    has its gap at its last real direction). A threshold count can land inside a smooth
+    decay; a large gap says the code really has r directions and a small one (~1) that it
+    has no clear rank. (d, 1.0) when every value is above the floor with no gap among them.
+    """
+    if not 0 < floor < 1:
+        raise ValueError(f"floor={floor!r} is invalid: must lie strictly between 0 and 1")
+    values = [float(v) for v in normalized]
+    best, gap = len(values), 1.0
+    for r in range(1, len(values)):
+        if values[r - 1] < floor:
+            break
+        ratio = values[r - 1] / max(values[r], floor)
+        if ratio > gap:
+            best, gap = r, ratio
+    return best, gap
 
 
 def matrix_rank(matrix: torch.Tensor, threshold: float = DEFAULT_THRESHOLD) -> int:

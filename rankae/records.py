@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .rank import normalize_spectrum, rank_from_spectrum
+from .rank import normalize_spectrum, rank_at_gap, rank_from_spectrum
 
 TOP_SINGULAR_VALUES = 10  # raw singular values reported per epoch (Fig. 5)
 
@@ -29,6 +29,8 @@ EPOCH_METRICS = (
     "we_rank",
     "latent_rank",
     "latent_rank_cov",
+    "latent_gap_rank",
+    "latent_gap",
     "k",
     *(f"we_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
     *(f"latent_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
@@ -172,6 +174,13 @@ class EpochRecord:
         return self._rank(self.latent_singular_values)
 
     @property
+    def latent_gap(self) -> tuple[int, float] | None:
+        """(rank, sigma_r / sigma_r+1) where the code spectrum has its largest gap
+        (`rankae.rank.rank_at_gap`)."""
+        values = self.latent_singular_values
+        return None if values is None else rank_at_gap(normalize_spectrum(torch.tensor(values)))
+
+    @property
     def latent_rank_cov(self) -> int | None:
         """The rank IRMAE plots: eigenvalues of the code covariance (squared singular values)."""
         values = self.latent_singular_values
@@ -201,6 +210,8 @@ class EpochRecord:
         for name, value in ranks:
             if value is not None:
                 out[name] = value
+        if self.latent_gap is not None:
+            out["latent_gap_rank"], out["latent_gap"] = self.latent_gap
         if self.trivial_loss is not None:
             out["trivial_loss"] = self.trivial_loss
         if self.k is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from analysis.rank_estimate import rank_answer
+from analysis.rank_estimate import rank_answer, run_rank
 from trainables.contract import member_results
 
 from .plans import Completed
@@ -111,7 +111,7 @@ class RankEstimateSearcher(AlphaEscalationSearcher):
             return  # the check's runs change nothing in the plan
         ranks = self.rung_ranks.setdefault(config["depth"], {}).setdefault(config["alpha"], [])
         for r in member_results(config, result):
-            ranks.append(None if error or trial_diverged(r) or r is None else r.get("latent_rank"))
+            ranks.append(None if error or trial_diverged(r) or r is None else run_rank(r))
         super().after_trial(config, result, error)
 
     def stable_ranks(self) -> dict[int, list[float | None]]:

@@ -18,6 +18,7 @@ from rankae.config import RunConfig, linear_synthetic
 from rankae.downstream import _stratified_split, train_classifier
 from rankae.engine import Trainer
 from rankae.evaluate import classifier_inputs, classify
+from rankae.rank import GAP_FLOOR, rank_at_gap, rank_from_spectrum
 from rankae.records import BlownUp, EpochRecord, blown_up, is_diverged, trivial_loss
 from rankae.vectorized import VectorizedTrainer
 from study.plans import AlphaEscalation
@@ -223,3 +224,29 @@ def test_the_covariance_rank_counts_squared_singular_values() -> None:
     assert record.latent_rank == 3  # 0.05 > 0.01
     assert record.latent_rank_cov == 2  # 0.05^2 = 0.0025 < 0.01
     assert record.metrics()["latent_rank_cov"] == 2
+
+
+def test_the_rank_at_the_gap_is_where_the_spectrum_drops_most() -> None:
+    """Numerical zeros count as the floor, so a spectrum ending in them has its gap at its
+    last real direction; a smooth decay has only small gaps; one dominant direction can
+    outweigh a later, smaller drop (the gap's size says how clear the reading is)."""
+    exact = torch.tensor([1.0, 0.5, 0.3, 1e-7, 1e-8])
+    assert rank_at_gap(exact) == (3, pytest.approx(0.3 / GAP_FLOOR))
+    smooth = torch.tensor([0.9**i for i in range(12)])
+    rank, gap = rank_at_gap(smooth)
+    assert gap == pytest.approx(1 / 0.9) and rank_from_spectrum(smooth) == 12
+    dominant = torch.tensor([1.0, 0.03, 0.02, 1e-3, 9e-4])
+    assert rank_at_gap(dominant) == (1, pytest.approx(1 / 0.03))
+    assert rank_at_gap(torch.tensor([1.0, 1.0])) == (2, 1.0)  # no gap: every value counts
+    with pytest.raises(ValueError, match="floor=0"):
+        rank_at_gap(exact, floor=0)
+
+
+def test_a_record_logs_the_rank_at_the_gap_beside_the_threshold_count() -> None:
+    record = EpochRecord(
+        epoch=1, step=1, stage=1, loss=0.1, diverged=False, elapsed_s=0.0, steps_per_s=1.0,
+        rank_threshold=0.01, latent_singular_values=[2.0, 1.0, 0.6, 0.019, 0.018],
+    )  # fmt: skip
+    metrics = record.metrics()
+    assert metrics["latent_rank"] == 3  # 0.0095 / 0.009 are under the 0.01 threshold
+    assert metrics["latent_gap_rank"] == 3 and metrics["latent_gap"] == pytest.approx(0.6 / 0.019)

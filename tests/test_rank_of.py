@@ -23,6 +23,7 @@ from analysis.rank_estimate import (
     knee_reading,
     loss_knee,
     rank_answer,
+    run_rank,
 )
 from rankae import example_data
 from study.run import main
@@ -292,3 +293,9 @@ def test_the_dry_run_prices_the_users_data(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "preset laptop" in out and "architecture=mlp n_train=1438 n_eval=359" in out
     assert "alpha = 100, 300" in out and "then the check at the estimate r" in out
+
+
+def test_a_run_s_rank_is_read_at_its_gap_and_at_its_threshold_count_only_before_that():
+    assert run_rank({"latent_gap_rank": 4.0, "latent_rank": 6.0}) == 4.0
+    assert run_rank({"latent_gap_rank": math.nan, "latent_rank": 6.0}) == 6.0  # an older store
+    assert run_rank({"latent_rank": 6}) == 6 and run_rank({}) is None
