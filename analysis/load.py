@@ -61,6 +61,7 @@ FINAL_METRICS = (
     "latent_gap_rank",
     "latent_gap",
     "we_rank",
+    "settled",
     *SWITCH_METRICS,
     *DOWNSTREAM_METRICS,
     "elapsed_s",

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rankae.settle import SETTLED_RULE
+
 from .compare import escalation_summary, healthy, mean_sd
 
 RANK_STUDY = "rank_of"
@@ -44,6 +46,7 @@ class RankAnswer:
     rank: int  # the mode over (depth, seed) runs; a tie goes to the larger rank
     counts: tuple[tuple[int, int], ...]  # (rank, runs that found it), most frequent first
     depths: tuple[int, ...]
+    settled: int | None = None  # runs at the mode whose W_e rank settled (None: not logged)
 
     @property
     def runs(self) -> int:
@@ -66,6 +69,13 @@ class RankAnswer:
         """One rank: at least MODE_SHARE of the runs found the mode."""
         return self.share >= MODE_SHARE
 
+    @property
+    def converged(self) -> bool | None:
+        """At least MODE_SHARE of the mode's runs settled (`rankae.settle`); None: unknown."""
+        if self.settled is None:
+            return None
+        return self.settled >= MODE_SHARE * dict(self.counts)[self.rank]
+
     def tally(self) -> str:
         return ", ".join(f"{r} in {n}/{self.runs}" for r, n in self.counts)
 
@@ -74,6 +84,13 @@ class RankAnswer:
         'no single rank (5 in 2/6, 12 in 2/6, ...): train longer (...) or give more data'."""
         seeds = self.runs // max(1, len(self.depths))
         where = f"{seeds} seed(s) x N in {list(self.depths)}"
+        if self.stable and self.converged is False:
+            return (
+                f"latent rank {self.rank}, not converged ({self.tally()} runs over {where}; "
+                f"{self.settled} of the {dict(self.counts)[self.rank]} at {self.rank} settled: "
+                f"{SETTLED_RULE}): more directions may still appear, so train longer "
+                "(--set epochs=...) before reading it as the data's rank"
+            )
         if self.stable:
             return f"latent rank {self.rank} ({self.tally()} runs over {where})"
         return (
@@ -92,16 +109,30 @@ def run_rank(metrics: Mapping[str, object]) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def rank_answer(ranks: Mapping[int, Sequence[float | None]]) -> RankAnswer | None:
+def rank_answer(
+    ranks: Mapping[int, Sequence[float | None]],
+    settled: Mapping[int, Sequence[bool | None]] | None = None,
+) -> RankAnswer | None:
     """Depth -> the final latent ranks of its largest stable rung -> the estimate (None when
-    no depth has a stable rung)."""
+    no depth has a stable rung). `settled`, in the same order, says which runs' W_e ranks
+    had settled; the answer then counts those at the mode (unknown if any is None)."""
     pooled = {n: [int(r) for r in rs if r is not None] for n, rs in ranks.items()}
     pooled = {n: rs for n, rs in pooled.items() if rs}
     counts = Counter(r for rs in pooled.values() for r in rs)
     if not counts:
         return None
     ordered = tuple(sorted(counts.items(), key=lambda rc: (-rc[1], -rc[0])))
-    return RankAnswer(ordered[0][0], ordered, tuple(sorted(pooled)))
+    mode = ordered[0][0]
+    at_mode = [
+        flag
+        for n, rs in ranks.items()
+        for r, flag in zip(rs, (settled or {}).get(n, [None] * len(rs)), strict=True)
+        if r is not None and int(r) == mode
+    ]
+    known = settled is not None and all(flag is not None for flag in at_mode)
+    return RankAnswer(
+        mode, ordered, tuple(sorted(pooled)), sum(map(bool, at_mode)) if known else None
+    )
 
 
 def knee_ks(rank: int, latent_dim: int) -> list[int]:
@@ -183,11 +214,18 @@ def largest_stable_rungs(trials: pd.DataFrame) -> list[tuple[object, pd.DataFram
 
 
 def trials_answer(trials: pd.DataFrame) -> RankAnswer | None:
-    ranks = {
-        int(row.depth): [run_rank(run) for run in rung.to_dict("records")]
-        for row, rung in largest_stable_rungs(trials)
-    }
-    return rank_answer(ranks)
+    rungs = [
+        (int(row.depth), rung.to_dict("records")) for row, rung in largest_stable_rungs(trials)
+    ]
+    ranks = {n: [run_rank(run) for run in runs] for n, runs in rungs}
+    settled = {n: [_flag(run.get("settled")) for run in runs] for n, runs in rungs}
+    return rank_answer(ranks, settled)
+
+
+def _flag(value: object) -> bool | None:
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
+    )
 
 
 def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:

@@ -218,6 +218,7 @@ def settledness_rows(trials: pd.DataFrame) -> pd.DataFrame:
             "latent rank": trials["latent_rank"].map(fmt),
             "W_e rank": trials["we_rank"].map(fmt),
             "steps since W_e rank changed": trials["we_stable_steps"].map(lambda v: fmt(v, ",.0f")),
+            "longest earlier wait": trials["we_longest_wait"].map(lambda v: fmt(v, ",.0f")),
             "gap σ_r/σ_r+1": trials["we_gap"].map(lambda v: fmt(v, ".3g")),
             "settled": trials["settled"].map(YES_NO).fillna("-"),
             "degraded": trials["degraded"].map(YES_NO).fillna("not recorded"),
@@ -419,8 +420,14 @@ def build_report(
     pooled, partners = pooled_trials(study, trials, runs.tracking_uri, compare_with)
     spectra = load_spectra(list(pooled["run_id"]), runs.tracking_uri)
     settled = settledness_table(pooled, spectra)
-    pooled = pooled.merge(settled, on="run_id", how="left")
-    trials = trials.merge(settled, on="run_id", how="left")
+    # the same rule from the spectra (stores from before it was logged live included)
+    recomputed = [c for c in settled.columns if c != "run_id"]
+    pooled = pooled.drop(columns=recomputed, errors="ignore").merge(
+        settled, on="run_id", how="left"
+    )
+    trials = trials.drop(columns=recomputed, errors="ignore").merge(
+        settled, on="run_id", how="left"
+    )
     per_seed = implicit_vs_explicit(pooled)
     fig4 = fig4_verdicts(per_seed)
     fig3 = fig3_verdicts(fig3_per_seed(trials))

@@ -1,12 +1,9 @@
 """Has a run's rank settled, and is it degraded? Read from its logged per-epoch spectra.
 
-A rank read at a fixed budget is the budget's, not the method's: greedy learning adds
-directions after ever longer plateaus (docs/results.md). So every verdict that uses a
-final rank asks first whether it had settled. The rules (written before the desktop runs):
+The settled rule itself is `rankae.settle`'s (the Trainer logs it live; this module reads
+it back from the spectra artifact, for every run and for stores that predate the live
+metrics). Also written before the desktop runs:
 
-- settled: W_e's rank unchanged over at least SETTLED_STEPS optimiser steps before the end,
-  and a clear spectral gap at the counted rank, sigma_r / sigma_{r+1} >= SETTLED_GAP (a rank
-  sitting on a value that is still crossing the threshold has no gap).
 - degraded: a final loss at or above DEGRADED_LOSS_FRACTION of the trivial loss (predicting
   the mean input, `rankae.records.trivial_loss`), without diverging: the model removes too
   little of the data's variance to be a result (e.g. an over-regularised large-alpha run).
@@ -28,35 +25,15 @@ import pandas as pd
 import torch
 
 from rankae.rank import normalize_spectrum, rank_from_spectrum
+from rankae.settle import SETTLED_RULE as RANK_SETTLED_RULE
+from rankae.settle import SETTLED_STEPS, is_settled, rank_holds, spectral_gap
 
-SETTLED_STEPS = 3000
-SETTLED_GAP = 10.0
 DEGRADED_LOSS_FRACTION = 0.4
 
 SETTLED_RULE = (
-    f"settled: W_e's rank unchanged over the last {SETTLED_STEPS:,} steps or more and "
-    f"sigma_r / sigma_(r+1) >= {SETTLED_GAP:g} at its rank r; degraded: final loss >= "
-    f"{DEGRADED_LOSS_FRACTION:g} x the trivial loss (predicting the mean input), not diverged"
+    f"{RANK_SETTLED_RULE}; degraded: final loss >= {DEGRADED_LOSS_FRACTION:g} x the trivial "
+    "loss (predicting the mean input), not diverged"
 )
-
-
-def spectral_gap(singular_values: Sequence[float], rank: int) -> float:
-    """sigma_r / sigma_{r+1} of a descending spectrum; inf when nothing follows sigma_r."""
-    values = sorted((float(v) for v in singular_values), reverse=True)
-    if rank < 1:
-        return math.nan
-    if rank >= len(values) or values[rank] <= 0:
-        return math.inf
-    return values[rank - 1] / values[rank]
-
-
-def steps_since_change(steps: Sequence[int], ranks: Sequence[int]) -> int:
-    """Optimiser steps from the first record of the final run of equal ranks to the last
-    record (0 when the last record changed the rank)."""
-    first = len(ranks) - 1
-    while first > 0 and ranks[first - 1] == ranks[-1]:
-        first -= 1
-    return int(steps[-1] - steps[first])
 
 
 def switch_for_patience(
@@ -85,11 +62,15 @@ class Settledness:
 
     @property
     def stable_steps(self) -> int:
-        return steps_since_change(self.steps, self.ranks)
+        return rank_holds(self.steps, self.ranks)[0]
+
+    @property
+    def longest_wait(self) -> int:
+        return rank_holds(self.steps, self.ranks)[1]
 
     @property
     def settled(self) -> bool:
-        return self.stable_steps >= SETTLED_STEPS and self.gap >= SETTLED_GAP
+        return is_settled(*rank_holds(self.steps, self.ranks), self.gap)
 
     def switch(self, patience: int = SETTLED_STEPS) -> tuple[int, int] | None:
         """(epoch, k) of the switch a two-stage run with this patience would have made."""
@@ -131,7 +112,7 @@ def settledness_table(
     trials: pd.DataFrame, spectra: dict[str, list[dict[str, Any]]]
 ) -> pd.DataFrame:
     """Per run (run_id): degraded (None where the trivial loss was not recorded), and for
-    runs with W_e: we_stable_steps, we_gap, settled, and the switch a SETTLED_STEPS
+    runs with W_e: we_stable_steps, we_longest_wait, we_gap, settled, and the switch a SETTLED_STEPS
     patience would have made (switch_epoch_at_patience, switch_k_at_patience)."""
     rows = []
     for run in trials.itertuples():
@@ -147,6 +128,7 @@ def settledness_table(
             row.update(
                 settled=state.settled,
                 we_stable_steps=state.stable_steps,
+                we_longest_wait=state.longest_wait,
                 we_gap=state.gap,
                 switch_epoch_at_patience=switch[0],
                 switch_k_at_patience=switch[1],

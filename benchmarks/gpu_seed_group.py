@@ -31,9 +31,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from train_throughput import describe, machine_description  # benchmarks/ is on sys.path
 
 from analysis.compare import seeds_split
-from analysis.settle import SETTLED_RULE, Settledness, spectral_gap
+from analysis.settle import SETTLED_RULE, Settledness
 from rankae.config import RunConfig
 from rankae.engine import pick_device
+from rankae.settle import spectral_gap
 from rankae.vectorized import VectorizedTrainer
 
 LATENT_VALUES_KEPT = 32  # of the code spectrum's 128: the rank threshold is far above the 32nd
@@ -97,14 +98,14 @@ def summarise(run: dict) -> str:
         f"{config['n_train']:,} training images, batch {config['batch_size']}, "
         f"{run['epochs'][-1]['step']:,} steps; {run['machine']['device']}",
         "",
-        "| seed | W_e rank | latent rank | steps unchanged | gap | settled |",
-        "|---|---|---|---|---|---|",
+        "| seed | W_e rank | latent rank | steps unchanged | longest wait | gap | settled |",
+        "|---|---|---|---|---|---|---|",
     ]
     settled_ranks = []
     for member in member_trajectories(run):
         if member["last"] is None or member["diverged_at"] is not None:
             lines.append(
-                f"| {member['seed']} | diverged at epoch {member['diverged_at']} | | | | |"
+                f"| {member['seed']} | diverged at epoch {member['diverged_at']} | | | | | |"
             )
             continue
         last = member["last"]
@@ -118,7 +119,8 @@ def summarise(run: dict) -> str:
             settled_ranks.append(last["we_rank"])
         lines.append(
             f"| {member['seed']} | {last['we_rank']} | {last['latent_rank']} "
-            f"| {state.stable_steps:,} | {state.gap:.0f} | {'yes' if state.settled else 'no'} |"
+            f"| {state.stable_steps:,} | {state.longest_wait:,} | {state.gap:.0f} "
+            f"| {'yes' if state.settled else 'no'} |"
         )
     listed = ", ".join(map(str, sorted(settled_ranks)))
     if len(settled_ranks) < 2:

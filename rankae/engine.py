@@ -29,8 +29,14 @@ from .bottleneck import ExplicitBottleneck, LinearSubnetwork, depth_scaled_lr
 from .config import CONV_CHANNELS, ConfigError, RunConfig
 from .data import ImageSet, load_images, synthetic_low_rank
 from .models import Autoencoder, build_autoencoder
-from .rank import centred_code_singular_values, matrix_rank
+from .rank import (
+    centred_code_singular_values,
+    matrix_rank,
+    normalize_spectrum,
+    rank_from_spectrum,
+)
 from .records import BlownUp, EpochRecord, StageSwitch, blown_up, is_diverged, trivial_loss
+from .settle import rank_holds
 from .userdata import load_user_data
 
 EVAL_BATCH = 2048  # codes are computed in chunks of this many inputs
@@ -270,6 +276,7 @@ class Trainer:
         )
         self.diverged = is_diverged(loss, self.blown_up, cfg.divergence_steps)
         we_sv, latent_sv = (None, None) if self.diverged else self.spectra_now()
+        held, longest = (None, None) if we_sv is None else self._we_holds(we_sv)
         stage, switch = self.stage, None
         record = EpochRecord(
             epoch=self.epoch,
@@ -284,12 +291,38 @@ class Trainer:
             k=self.current_k(),
             we_singular_values=we_sv,
             latent_singular_values=latent_sv,
+            we_held_steps=held,
+            we_longest_wait=longest,
         )
         if cfg.two_stage and self.stage == 1 and not self.diverged:
             switch = self._maybe_switch(record.we_rank, steps)
         self.elapsed_s += train_time + time.perf_counter() - start
-        self.spectra.append({"epoch": self.epoch, "stage": stage, "we": we_sv, "latent": latent_sv})
+        self.spectra.append(
+            {
+                "epoch": self.epoch,
+                "step": self.step,
+                "stage": stage,
+                "we": we_sv,
+                "latent": latent_sv,
+            }
+        )
         return dataclasses.replace(record, elapsed_s=self.elapsed_s, switch=switch)
+
+    def _we_holds(self, we_sv: list[float]) -> tuple[int, int]:
+        """`rankae.settle.rank_holds` over this run's W_e ranks so far, this epoch's included
+        (rows of checkpoints written before spectra kept their step get epoch x steps/epoch)."""
+        per_epoch = self.step // self.epoch
+        rows = [
+            (row.get("step", row["epoch"] * per_epoch), row["we"])
+            for row in self.spectra
+            if row.get("we") is not None
+        ]
+        rows.append((self.step, we_sv))
+        ranks = [
+            rank_from_spectrum(normalize_spectrum(torch.tensor(v)), self.config.rank_threshold)
+            for _, v in rows
+        ]
+        return rank_holds([step for step, _ in rows], ranks)
 
     def _maybe_switch(self, we_rank: int, steps: int) -> StageSwitch | None:
         cfg = self.config

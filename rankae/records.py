@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .rank import normalize_spectrum, rank_at_gap, rank_from_spectrum
+from .settle import is_settled, spectral_gap
 
 TOP_SINGULAR_VALUES = 10  # raw singular values reported per epoch (Fig. 5)
 
@@ -31,6 +32,10 @@ EPOCH_METRICS = (
     "latent_rank_cov",
     "latent_gap_rank",
     "latent_gap",
+    "we_held_steps",
+    "we_longest_wait",
+    "we_gap",
+    "settled",
     "k",
     *(f"we_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
     *(f"latent_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
@@ -164,6 +169,9 @@ class EpochRecord:
     we_singular_values: list[float] | None = None  # raw, descending; None for vanilla
     latent_singular_values: list[float] | None = None  # raw, of the centred eval codes
     switch: StageSwitch | None = None  # set on the epoch the switch happened
+    # `rankae.settle.rank_holds` of W_e's rank history up to this epoch (None without W_e)
+    we_held_steps: int | None = None
+    we_longest_wait: int | None = None
 
     @property
     def we_rank(self) -> int | None:
@@ -172,6 +180,19 @@ class EpochRecord:
     @property
     def latent_rank(self) -> int | None:
         return self._rank(self.latent_singular_values)
+
+    @property
+    def we_gap(self) -> float | None:
+        """sigma_r / sigma_r+1 of W_e at its rank (`rankae.settle.spectral_gap`)."""
+        values, rank = self.we_singular_values, self.we_rank
+        return None if values is None or rank is None else spectral_gap(values, rank)
+
+    @property
+    def settled(self) -> bool | None:
+        """W_e's rank settled by `rankae.settle`'s rule (None without W_e)."""
+        if self.we_held_steps is None or self.we_longest_wait is None or self.we_gap is None:
+            return None
+        return is_settled(self.we_held_steps, self.we_longest_wait, self.we_gap)
 
     @property
     def latent_gap(self) -> tuple[int, float] | None:
@@ -212,6 +233,9 @@ class EpochRecord:
                 out[name] = value
         if self.latent_gap is not None:
             out["latent_gap_rank"], out["latent_gap"] = self.latent_gap
+        if self.settled is not None:
+            out["we_held_steps"], out["we_longest_wait"] = self.we_held_steps, self.we_longest_wait
+            out["we_gap"], out["settled"] = self.we_gap, float(self.settled)
         if self.trivial_loss is not None:
             out["trivial_loss"] = self.trivial_loss
         if self.k is not None:

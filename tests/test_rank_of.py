@@ -299,3 +299,17 @@ def test_a_run_s_rank_is_read_at_its_gap_and_at_its_threshold_count_only_before_
     assert run_rank({"latent_gap_rank": 4.0, "latent_rank": 6.0}) == 4.0
     assert run_rank({"latent_gap_rank": math.nan, "latent_rank": 6.0}) == 6.0  # an older store
     assert run_rank({"latent_rank": 6}) == 6 and run_rank({}) is None
+
+
+def test_an_answer_whose_runs_had_not_settled_says_not_converged():
+    """r = 8 data at 200 epochs: every run at 7, but W_e's last change came late (a plateau
+    as long as the one before it may end in another direction)."""
+    ranks = {8: [7, 7, 7], 16: [7, 7, 7]}
+    early = rank_answer(ranks, {8: [False, False, True], 16: [False, False, False]})
+    assert early.stable and early.converged is False and early.settled == 1
+    assert early.sentence().startswith("latent rank 7, not converged (7 in 6/6 runs")
+    assert "1 of the 6 at 7 settled" in early.sentence() and "train longer" in early.sentence()
+    done = rank_answer(ranks, {8: [True] * 3, 16: [True, True, False]})
+    assert done.converged and done.sentence().startswith("latent rank 7 (7 in 6/6")
+    assert rank_answer(ranks).converged is None  # a store from before settledness was logged
+    assert rank_answer(ranks, {8: [True] * 3, 16: [True, None, True]}).converged is None

@@ -9,15 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.compare import TASKS
-from analysis.settle import (
-    SETTLED_GAP,
-    SETTLED_STEPS,
-    degraded,
-    settledness,
-    spectral_gap,
-    steps_since_change,
-    switch_for_patience,
-)
+from analysis.settle import degraded, settledness, switch_for_patience
 from analysis.verdicts import (
     MAX_TOLERANCE_FRACTION,
     fig3_per_seed,
@@ -28,6 +20,7 @@ from analysis.verdicts import (
     paired_noise_sd,
     seed_curve,
 )
+from rankae.settle import SETTLED_GAP, SETTLED_STEPS, TRANSIT_FACTOR, rank_holds, spectral_gap
 
 ACC = TASKS[0]  # acc_best, higher is better, floor 0.01
 
@@ -164,10 +157,11 @@ def test_the_gap_is_the_ratio_at_the_counted_rank():
     assert spectral_gap([10.0, 5.0], 2) == math.inf
 
 
-def test_steps_since_change_count_from_the_last_change():
+def test_a_rank_holds_from_its_last_change_and_remembers_its_longest_wait():
     steps, ranks = [100, 200, 300, 400, 500], [3, 4, 4, 5, 5]
-    assert steps_since_change(steps, ranks) == 100
-    assert steps_since_change(steps, [3, 4, 4, 5, 6]) == 0
+    assert rank_holds(steps, ranks) == (100, 200)  # 5 since 400; 4 waited 200..400
+    assert rank_holds(steps, [3, 4, 4, 5, 6]) == (0, 200)
+    assert rank_holds(steps, [7] * 5) == (400, 0) and rank_holds([], []) == (0, 0)
 
 
 def spectra(ranks: list[int], gap: float = 1000.0, width: int = 16) -> list[dict]:
@@ -189,6 +183,19 @@ def test_a_rank_that_still_grows_at_the_end_is_not_settled():
     state = settledness(no_gap, 1000, 0.01)
     assert state.ranks[-1] == 8 and state.gap == pytest.approx(SETTLED_GAP / 2)
     assert not state.settled  # a rank held long but without a clear gap
+
+
+def test_a_hold_shorter_than_the_transit_factor_times_the_last_wait_is_not_settled():
+    """Greedy plateaus grow: rank 6 held for 3,000 steps after waiting 1,000 at 5 is settled;
+    after waiting 3,000 at 5 it is not (a seventh direction may still be in transit)."""
+    quick = settledness(spectra([5] + [6] * 4), 1000, 0.01)
+    assert quick.longest_wait == 1000 and quick.stable_steps == 3000
+    assert not quick.settled  # 3,000 < 5 x 1,000
+    settled = settledness(spectra([5] + [6] * 6), 1000, 0.01)
+    assert settled.stable_steps == 5000 >= TRANSIT_FACTOR * settled.longest_wait
+    assert settled.settled
+    slow = settledness(spectra([5] * 3 + [6] * 6), 1000, 0.01)
+    assert slow.longest_wait == 3000 and not slow.settled
 
 
 def test_the_switch_is_read_afterwards_for_any_patience():
