@@ -153,15 +153,16 @@ class Knee:
 
 
 def loss_knee(losses: Mapping[int, Sequence[float]]) -> Knee | None:
-    """k -> the seeds' losses at k -> the knee (None with fewer than 4 widths).
+    """k -> the seeds' losses at k -> the knee (None with fewer than 5 widths).
 
-    Each segment is its own line over at least two widths; the knee is the first width of
-    the second (flat) segment: the smallest k whose loss has stopped falling fast, where a
-    rank-r code has every direction. The noise is the pooled sd of the seeds' log losses at
+    Each segment is its own line, the first over at least two widths and the second (the
+    flat one, which must show it) over at least three; the knee is its first width: the
+    smallest k whose loss has stopped falling fast, where a rank-r code has every
+    direction. The noise is the pooled sd of the seeds' log losses at
     a k (at least LOSS_NOISE_FLOOR), divided by sqrt(seeds) for a mean."""
     points = {k: [v for v in vs if v > 0 and math.isfinite(v)] for k, vs in losses.items()}
     ks = sorted(k for k, vs in points.items() if vs)
-    if len(ks) < 4:
+    if len(ks) < 5:
         return None
     x = np.log(np.array(ks, dtype=float))
     y = np.array([np.mean(np.log(points[k])) for k in ks])
@@ -171,7 +172,7 @@ def loss_knee(losses: Mapping[int, Sequence[float]]) -> Knee | None:
     noise /= math.sqrt(seeds)
     line_sse = _line(x, y)[0]
     best = None
-    for j in range(2, len(ks) - 1):  # the knee ks[j] opens the second segment
+    for j in range(2, len(ks) - 2):  # the knee ks[j] opens the second segment
         (sse_before, before), (sse_after, after) = _line(x[:j], y[:j]), _line(x[j:], y[j:])
         if best is None or sse_before + sse_after < best[0]:
             best = (sse_before + sse_after, ks[j], before, after)
@@ -297,13 +298,16 @@ def _knee_row(k: str, group: pd.DataFrame, mark: str) -> dict[str, object]:
 
 
 def check_losses(trials: pd.DataFrame) -> tuple[dict[int, list[float]], str]:
-    """The healthy explicit runs' losses per k, and which loss: the held-out one where the
-    runs logged it (`eval_loss`), else the training loss (stores from before it was)."""
-    explicit = healthy(trials)
-    explicit = explicit[explicit["bottleneck"] == "explicit"]
-    held_out = "eval_loss" in explicit and explicit["eval_loss"].notna().all()
+    """The check's losses per k: the healthy explicit runs', and the vanilla runs' at k = d
+    (no bottleneck is the widest one: a loss still falling from the largest explicit k to d
+    is no knee). Which loss: the held-out one where every run logged it (`eval_loss`), else
+    the training loss (stores from before it was)."""
+    runs = healthy(trials)
+    check = runs[runs["bottleneck"].isin(["explicit", "vanilla"])]
+    held_out = "eval_loss" in check and check["eval_loss"].notna().all()
     column = "eval_loss" if held_out else "loss"
-    losses = {int(k): list(g[column]) for k, g in explicit.groupby("k", sort=True)}
+    widths = check["k"].where(check["bottleneck"] == "explicit", check["latent_dim"])
+    losses = {int(k): list(g[column]) for k, g in check.groupby(widths, sort=True)}
     return losses, "held-out" if held_out else "training"
 
 

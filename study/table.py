@@ -29,6 +29,7 @@ def trials_frame(trials: Completed) -> pd.DataFrame:
                     "status": "FAILED" if errored else "FINISHED",
                     **run.bottleneck_settings(),
                     "bottleneck": run.bottleneck,
+                    "latent_dim": run.latent_dim,  # the width a vanilla run's codes have
                     "seed": run.seed,
                     "diverged": bool(result.get("diverged", False)),
                     **{metric: result.get(metric) for metric in FINAL_METRICS},

@@ -92,8 +92,8 @@ def rank_4_losses(k: int) -> float:
     [(6, "estimate too high"), (2, "estimate too low"), (4, "agrees")],
 )
 def test_the_check_disagrees_in_either_direction(estimate, outcome):
-    """The knee at 4, read on the grid the estimate would queue."""
-    knee = loss_knee({k: [rank_4_losses(k)] for k in knee_ks(estimate, 32)})
+    """The knee at 4, read on the grid the estimate would queue and vanilla's k = d = 32."""
+    knee = loss_knee({k: [rank_4_losses(k)] for k in [*knee_ks(estimate, 32), 32]})
     assert knee.k == 4 and knee_outcome(knee, estimate) == outcome
 
 
@@ -118,24 +118,32 @@ def test_the_seeds_spread_is_the_knees_noise():
     assert loss_knee(losses(0.3)).k is None
 
 
-def check_frame(losses: dict[int, float]) -> pd.DataFrame:
-    """Finished explicit-bottleneck rows with these held-out losses (the check's frame)."""
+def check_frame(losses: dict[int, float], vanilla: float) -> pd.DataFrame:
+    """Finished explicit-bottleneck rows with these held-out losses and a vanilla row (the
+    check's frame; d = 32)."""
     rows = [
-        {"bottleneck": "explicit", "k": k, "loss": 2 * loss, "eval_loss": loss,
-         "diverged": False, "status": "FINISHED"}
+        {"bottleneck": "explicit", "k": k, "loss": 2 * loss, "eval_loss": loss}
         for k, loss in losses.items()
-    ]  # fmt: skip
-    return pd.DataFrame(rows)
+    ] + [{"bottleneck": "vanilla", "k": math.nan, "loss": 2 * vanilla, "eval_loss": vanilla}]
+    return pd.DataFrame(rows).assign(diverged=False, status="FINISHED", latent_dim=32)
 
 
 def test_the_verdict_reads_the_held_out_loss_and_names_its_knee():
-    frame = check_frame({k: rank_4_losses(k) for k in knee_ks(6, 32)})
+    frame = check_frame({k: rank_4_losses(k) for k in knee_ks(6, 32)}, rank_4_losses(32))
     says = knee_reading(frame, 6)
     assert says.startswith("the check says estimate too high: its knee is at k = 4")
     assert "the held-out explicit loss" in says
     assert knee_reading(frame.drop(columns="eval_loss"), 6).count("the training explicit loss")
-    smooth = check_frame({k: k**-2.0 for k in range(1, 9)})
+    smooth = check_frame({k: k**-2.0 for k in range(1, 9)}, 32**-2.0)
     assert knee_reading(smooth, 4).startswith("the check finds no knee")
+
+
+def test_a_loss_still_falling_to_vanilla_is_no_knee():
+    """Flat from 5 to 8 among the explicit widths, but vanilla (k = d = 32) is 3x better:
+    the loss had not stopped falling (sklearn's digits at the laptop budget look like this)."""
+    losses = {1: 0.77, 2: 0.55, 3: 0.43, 4: 0.36, 5: 0.33, 8: 0.31}
+    assert loss_knee({k: [v] for k, v in losses.items()}) is not None  # 5 widths, vanilla aside
+    assert knee_reading(check_frame(losses, vanilla=0.116), 3).startswith("the check finds no knee")
 
 
 def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_path):
