@@ -1,7 +1,9 @@
 """The training engine: the paper's linear experiment (App. B) and the engine's guarantees.
 
-The three App. B runs below are the expensive part of the suite (full 10,000 steps each,
-about 35-70 s apiece on 2 CPU cores); module-scoped fixtures run each exactly once.
+The App. B runs below are the expensive part of the suite (about 35-100 s apiece on 2 CPU
+cores); module-scoped fixtures run each exactly once. CI runs the paper's orthogonal run for
+seed 0 only and the standard-init stall for 3,000 of its 10,000 steps: the three seeds' and
+the full length's results are the linear studies' (docs/results.md), not CI's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from rankae.config import RunConfig, linear_synthetic
 from rankae.engine import Trainer
 from rankae.records import EpochRecord
 
-PAPER_SEEDS = [0, 1, 2]
+PAPER_SEEDS = [0]  # seeds 1 and 2: docs/results.md, linear_depth_sweep
+STALL_STEPS = 3000  # a run stalled at 10,000 steps is stalled at 3,000 (its loss barely moves)
 TIMING_FIELDS = ("elapsed_s", "steps_per_s")
 
 
@@ -49,7 +52,8 @@ def vanilla_run() -> list[EpochRecord]:
 
 @pytest.fixture(scope="module")
 def standard_deep_run() -> list[EpochRecord]:
-    return train(linear_synthetic(init="standard", depth=32))
+    config = linear_synthetic(init="standard", depth=32)
+    return train(config.replace(epochs=STALL_STEPS // config.gd_steps_per_epoch))
 
 
 def test_paper_config_is_app_b() -> None:
@@ -80,9 +84,10 @@ def test_vanilla_stays_well_above_rank_8(vanilla_run: list[EpochRecord]) -> None
 def test_standard_init_n32_stalls(
     standard_deep_run: list[EpochRecord], orthogonal_run: list[EpochRecord]
 ) -> None:
-    """Sec. 3.1: with standard init and N >= 24 the eigenvalues of P_We are tiny."""
+    """Sec. 3.1: with standard init and N >= 24 the eigenvalues of P_We are tiny: after
+    3,000 steps it is still far from where orthogonal init ends at 10,000."""
     stalled, good = standard_deep_run[-1], orthogonal_run[-1]
-    assert stalled.step == 10_000 and not stalled.diverged
+    assert stalled.step == STALL_STEPS and not stalled.diverged
     assert stalled.loss > 100 * good.loss
     assert stalled.loss > 0.5 * standard_deep_run[0].loss  # it barely moved at all
 
