@@ -104,9 +104,14 @@ def run_rank(metrics: Mapping[str, object]) -> float | None:
     its largest gap (`latent_gap_rank`, `rankae.rank.rank_at_gap`); the threshold count
     for a store logged before the gap was."""
     value = metrics.get("latent_gap_rank")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         value = metrics.get("latent_rank")
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return None if _missing(value) else value
+
+
+def _missing(value: object) -> bool:
+    """None, or the NaN pandas gives a metric a run did not log."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def rank_answer(
@@ -224,9 +229,7 @@ def trials_answer(trials: pd.DataFrame) -> RankAnswer | None:
 
 
 def _flag(value: object) -> bool | None:
-    return (
-        None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
-    )
+    return None if _missing(value) else bool(value)
 
 
 def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
