@@ -2,6 +2,8 @@
 
     python benchmarks/study_cost.py            # measures the CPU rates now (~1 min on 2 cores)
     python benchmarks/study_cost.py --quick    # fewer timed steps: a smoke test of the script
+    python benchmarks/study_cost.py --smoke-studies   # each study's smoke tier through the
+                                               # CLI vs its estimate (~12 min on 2 cores)
 
 Why: `study.cost` prices a study (`--list`, `--dry-run`, the progress ETA) from rates stored
 in the module; this script re-measures the CPU rates on the machine at hand and prints both
@@ -18,14 +20,23 @@ Rates:
 - taken from the H100 table in docs/benchmarks.md, not measured here (no GPU needed): the
   naive loop at 164 fp64 model-steps/s (study.cost's GPU rate) and K=40 vmap + CUDA graph at 735.
 Linear studies get no GPU estimate (study.cost: launch-bound, CPU is as fast).
+
+`--smoke-studies` compares whole invocations instead: each named study on real data (the
+CIFAR-10 ones need the dataset) runs `python -m study.run NAME --smoke` in a fresh folder,
+start-up included, timed against `estimate(spec).wall_s(cores)`, with the load average
+before and after (a shared machine is slower; no test asserts a time).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from train_throughput import describe, machine_description, naive_rate
@@ -111,11 +122,43 @@ def table(rates: cost.StepRates) -> str:
     return "\n".join(lines)
 
 
+def time_smoke_studies() -> str:
+    """Each real-data study's smoke tier through the CLI, in a fresh folder, against its
+    estimate (a markdown table)."""
+    from rankae.example_data import write
+
+    cores = os.cpu_count() or 1
+    rows = ["| study | estimate (s) | measured (s) | ratio | exit | load before / after |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for name in names():
+        if name.startswith("cifar10_"):
+            continue
+        with tempfile.TemporaryDirectory() as folder:
+            data = []
+            if name == "rank_of":  # the README's worked example
+                data = ["--data", str(write("digits", Path(folder) / "digits.npz"))]
+            estimated = cost.estimate(config(name, "smoke", *data[1:])).wall_s(cores)
+            before, start = os.getloadavg()[0], time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "study.run", name, "--smoke", *data],
+                                  cwd=folder, capture_output=True, text=True)  # fmt: skip
+            measured = time.perf_counter() - start
+        rows.append(f"| {name} | {estimated:.0f} | {measured:.0f} | {measured / estimated:.2f} | "
+                    f"{done.returncode} | {before:.1f} / {os.getloadavg()[0]:.1f} |")  # fmt: skip
+        print(rows[-1], flush=True)
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="time a few steps only")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--smoke-studies", action="store_true",
+                        help="time each study's smoke tier through the CLI")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.smoke_studies:
+        print(f"# study_cost --smoke-studies: {describe(machine_description(torch.device('cpu')))}")
+        print(time_smoke_studies())
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     rates, conv = measure_cpu(steps_linear=20 if args.quick else 300,

@@ -29,6 +29,14 @@ DTYPES = ("float64", "float32")
 SUBNETWORK_SETTINGS = frozenset({"init", "depth", "alpha", "init_scale", "depth_lr_scaling"})
 EXPLICIT_SETTINGS = frozenset({"k"})
 TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})  # parse_value
+# The largest value of every integer setting: sizes and step counts past a 32-bit index are
+# beyond what a tensor index on a GPU, a DataLoader's sampler or any run here can reach.
+INTEGER_MAX = 2**31 - 1
+# The paper's deepest sub-network has N = 32 layers; each layer adds three d x d matmuls per
+# step, so past this depth no budget the cost model prices (study/cost.py) is reachable.
+MAX_DEPTH = 1024
+# Seeds: what numpy's and scikit-learn's random states accept (torch.manual_seed takes more).
+SEED_MAX = 2**32 - 1
 
 
 class ConfigError(ValueError):
@@ -37,7 +45,8 @@ class ConfigError(ValueError):
 
 def setting(default: Any, help: str, **check: Any) -> Any:
     """A RunConfig field: its default, a one-line description, and its simple check (one of
-    `choices=`, `at_least=`, `positive=True`, `open_unit=True`), which `validate()` applies
+    `choices=`, `at_least=` (with `at_most=`, else INTEGER_MAX), `positive=True`,
+    `open_unit=True`), which `validate()` applies
     and `describe_settings()` shows. Checks that relate fields live in `validate()`; their
     rule is in the description."""
     return dataclasses.field(default=default, metadata={"help": help, **check})
@@ -71,6 +80,7 @@ class RunConfig:
         0,
         "synthetic data draw, and the user data's train/eval split (independent of the model seed)",
         at_least=0,
+        at_most=SEED_MAX,
     )
     synth_samples: int = setting(64, "synthetic: n samples (Sec. 3.1)", at_least=2)
     synth_dim: int = setting(256, "synthetic: input dimension D", at_least=1)
@@ -91,7 +101,7 @@ class RunConfig:
         choices=BOTTLENECKS,
     )
     init: str = setting("orthogonal", "the sub-network's initialisation", choices=INITS)
-    depth: int = setting(16, "N, the sub-network's layers", at_least=1)
+    depth: int = setting(16, "N, the sub-network's layers", at_least=1, at_most=MAX_DEPTH)
     alpha: float = setting(
         1.0, "alpha of the reparameterisation W = alpha W' (Eq. 4)", positive=True
     )
@@ -114,7 +124,7 @@ class RunConfig:
     epochs: int = setting(200, "epochs (gd: records of gd_steps_per_epoch steps)", at_least=1)
     gd_steps_per_epoch: int = setting(100, "full-batch gd: steps between two records", at_least=1)
     dtype: str = setting("float64", "floating point precision", choices=DTYPES)
-    seed: int = setting(0, "model seed (study.run: use --seeds)", at_least=0)
+    seed: int = setting(0, "model seed (study.run: use --seeds)", at_least=0, at_most=SEED_MAX)
     # diverged: a NaN/inf loss, or epochs in a row stuck above divergence_factor x the
     # trivial loss (predicting the mean input) covering divergence_steps optimiser steps
     # (rankae/records.py); counted in steps, so the window is the same at every tier
@@ -250,6 +260,11 @@ class RunConfig:
             raise ConfigError(
                 f"classifier_labels={self.classifier_labels} is invalid: the labelled set comes "
                 f"from the n_train={self.n_train} training images, so it must be <= n_train"
+            )
+        if self.downstream and self.n_train is not None and self.gmm_components > self.n_train:
+            raise ConfigError(
+                f"gmm_components={self.gmm_components} is invalid: the GMM is fitted to the "
+                f"codes of the n_train={self.n_train} training images, so it must be <= n_train"
             )
         if self.cuda_graph and self.optimizer != "adam":
             raise ConfigError(
@@ -397,7 +412,7 @@ def describe_settings() -> list[tuple[str, str, str]]:
         if "choices" in meta:
             allowed = "one of " + ", ".join(meta["choices"])
         elif "at_least" in meta:
-            allowed = f"integer >= {meta['at_least']}"
+            allowed = f"integer in [{meta['at_least']}, {meta.get('at_most', INTEGER_MAX):,}]"
         elif meta.get("positive"):
             allowed = "> 0"
         elif meta.get("open_unit"):
@@ -417,7 +432,7 @@ def _check(spec: dataclasses.Field, value: Any) -> None:
     if "choices" in meta:
         _one_of(spec.name, value, meta["choices"])
     elif "at_least" in meta:
-        _at_least(spec.name, value, meta["at_least"])
+        _integer_in(spec.name, value, meta["at_least"], meta.get("at_most", INTEGER_MAX))
     elif meta.get("positive"):
         _positive(spec.name, value)
     elif meta.get("open_unit"):
@@ -429,9 +444,9 @@ def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not known: allowed are {', '.join(allowed)}")
 
 
-def _at_least(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}={value!r} is invalid: must be an integer >= {low}")
+def _integer_in(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name}={value!r} is invalid: must be an integer in [{low}, {high:,}]")
 
 
 def _positive(name: str, value: Any) -> None:

@@ -4,9 +4,11 @@ run) and, for an Optuna plan, `<run_name>.optuna.db` (its study, `optuna.load_st
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +49,33 @@ def find_invocation(study: str, which: str) -> dict[str, Any]:
             f"--resume {which}: no earlier invocation of {study!r} in {STATE_DIR.absolute()}"
         )
     return json.loads(candidates[-1].read_text())
+
+
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes; of a folder, of each file's relative path and bytes in
+    sorted order (an image folder whose files change, appear or vanish gets a new digest)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode() + b"\0")
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def content_digests(paths: Iterable[str]) -> dict[str, str]:
+    """Each input the invocation reads (a user's data, labels), by its content."""
+    return {str(path): content_digest(Path(path)) for path in paths}
+
+
+def check_unchanged(recorded: dict[str, str], now: dict[str, str], run_name: str) -> None:
+    """`--resume` continues trials that read the recorded inputs: one that changed or
+    vanished since would mix two datasets in one study, so it is refused (ConfigError)."""
+    for path, digest in recorded.items():
+        if now.get(path) != digest:
+            change = "changed" if path in now else "is gone"
+            raise ConfigError(
+                f"--resume {run_name}: {path} {change} since the invocation started (its "
+                "trials read the earlier content); restore it, or start a new invocation"
+            )

@@ -30,11 +30,17 @@ from .table import trials_frame
 TRIAL_LOGS = ("stdout", "stderr")  # per trial, beside its checkpoints: <storage>/<run>/<trial>/
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
 LOCAL_RAY_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 
 
 def start_ray(address: str | None, cpus_per_trial: float) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # the study's progress table is a reporter of Ray's classic output engine, which the new
+    # engine (RAY_AIR_NEW_OUTPUT=1) would drop without a word: the study keeps the classic one
+    if os.environ.get(NEW_OUTPUT_ENV, "0") != "0":
+        log.warning("%s=%s ignored: the study shows its own progress table (Ray's classic "
+                    "output)", NEW_OUTPUT_ENV, os.environ[NEW_OUTPUT_ENV])  # fmt: skip
+    os.environ[NEW_OUTPUT_ENV] = "0"
     if not address:
         # Token auth is off only for the loopback-only instance started here; a cluster
         # joined with --address keeps whatever auth mode it was started with.
@@ -73,33 +79,57 @@ def _init_local_ray(cpus_per_trial: float) -> None:
     )
 
 
+# The stop signals other than Ctrl-C's SIGINT: SIGTERM (Kubernetes, Slurm's `scancel`, a spot
+# reclaim) and SIGHUP (a dropped SSH session, a closed terminal)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
-def sigterm_as_sigint():
-    """While Tune runs, SIGTERM takes Ctrl-C's path; the list it yields is non-empty once one came.
+def stop_signals_as_sigint():
+    """While the study runs, SIGTERM and SIGHUP take Ctrl-C's path; the list it yields holds
+    the signals that came.
 
-    SIGTERM is what Kubernetes, Slurm's `scancel` and a spot reclaim send. Ray's own handler
-    (set by `ray.init`) would tear the local node down under the driver, which then aborts;
-    this one hands the signal to whatever handles SIGINT now (Tune's, which stops the trials,
-    checkpoints and saves the experiment), so the study ends as after Ctrl-C, exit code 143.
+    Ray's own SIGTERM handler (set by `ray.init`) would tear the local node down under the
+    driver, which then aborts, and SIGHUP's default ends the driver without a word. This
+    handler hands either to whatever handles SIGINT now (Tune's, which stops the trials,
+    checkpoints and saves the experiment; else Python's KeyboardInterrupt), so the study
+    ends as after Ctrl-C, with exit code 128 + the signal. After a hang-up the terminal is
+    gone: output that went to it goes nowhere instead of failing.
     """
-    terminated: list[int] = []
+    received: list[int] = []
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        terminated.append(signum)
-        log.warning("SIGTERM received: stopping as on Ctrl-C")
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if signum == signal.SIGHUP:
+            silence_terminal()
+        log.warning("%s received: stopping as on Ctrl-C", signal.Signals(signum).name)
         handler = signal.getsignal(signal.SIGINT)
         if not callable(handler):  # SIGINT ignored or default: stop all the same
             raise KeyboardInterrupt
         handler(signal.SIGINT, frame)
 
     if threading.current_thread() is not threading.main_thread():
-        yield terminated  # signal handlers can only be set in the main thread
+        yield received  # signal handlers can only be set in the main thread
         return
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous = {  # a signal the user chose to ignore stays ignored (`nohup` ignores SIGHUP)
+        signum: signal.signal(signum, on_signal)
+        for signum in STOP_SIGNALS
+        if signal.getsignal(signum) != signal.SIG_IGN
+    }
     try:
-        yield terminated
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def silence_terminal() -> None:
+    """Point stdout and stderr that are a terminal at /dev/null (files and pipes stay)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        if os.isatty(fd):
+            os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def progress(spec: StudySpec, experiment_path: str) -> Any:
@@ -124,91 +154,63 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
 
     from analysis.load import default_tracking_uri
     from trainables.autoencoder import train_autoencoder
-    from trainables.contract import trial_name
 
     from .searchers import plan_complete
-    from .stopper import DivergenceStopper
     from .tracking import MlflowTracker, code_version
 
     started = time.time()
     invocation = invocation or new_invocation(spec.name, options)
     run_name = invocation["run_name"]
-    storage = options["storage"]
-    tracker = MlflowTracker(
-        options["mlflow_uri"],
-        options.get("experiment") or spec.name,
-        spec.name,
-        run_name,
-        parent_run_id=invocation["parent_run_id"],
-        study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
-                      "code_version": code_version(),
-                      "plan": spec.plan.describe(len(spec.seeds))[0],
-                      "seeds_per_trial": spec.seeds_per_trial,
-                      **spec.overrides},
-    )  # fmt: skip
-    invocation["parent_run_id"] = tracker.parent_run_id
-    save_invocation(run_name, invocation)
-
+    experiment_path = f"{options['storage'].rstrip('/')}/{run_name}"
     trainable = tune.with_resources(
         train_autoencoder, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     )
-    experiment_path = f"{storage.rstrip('/')}/{run_name}"
-    log.info(
-        "%s: invocation %s; MLflow %s; trial checkpoints and logs (stdout, stderr) in "
-        "%s/<trial_id>/",
-        spec.name, run_name, options["mlflow_uri"], experiment_path,
-    )  # fmt: skip
-    status = "FAILED"
-    try:
-        if options.get("resume") and tune.Tuner.can_restore(experiment_path):
-            tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
-        else:
-            storage_url = f"sqlite:///{optuna_db(run_name)}"  # used by an Optuna plan only
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=spec.plan.searcher(spec, storage_url, run_name),
-                    num_samples=spec.plan.tune_samples(),
-                    max_concurrent_trials=options.get("max_concurrent") or spec.plan.max_concurrent,
-                    reuse_actors=True,
-                    trial_dirname_creator=lambda trial: trial.trial_id,
-                    trial_name_creator=lambda trial: trial_name(trial.config),
-                ),
-                run_config=tune.RunConfig(
-                    name=run_name,
-                    storage_path=storage,
-                    stop=DivergenceStopper(),
-                    callbacks=[tracker],
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    # each trial's prints, warnings and tracebacks: files stdout and stderr
-                    # in its folder <storage>/<run_name>/<trial_id>/, synced there like
-                    # its checkpoints (so also from other nodes, and to s3://)
-                    log_to_file=TRIAL_LOGS,
-                    sync_config=tune.SyncConfig(sync_artifacts=True),
-                    failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
-                    progress_reporter=progress(spec, experiment_path),
-                    verbose=1,
-                ),
-            )
-        with sigterm_as_sigint() as terminated:
-            results = tuner.fit()
-        unfinished = len(results) - results.num_terminated - results.num_errors
-        completed = [(dict(r.config), r.metrics, r.error is not None) for r in results]
-        if not unfinished and not plan_complete(spec, completed):
-            unfinished += 1  # trials the searcher still had to hand out
-        status = "KILLED" if unfinished else "FINISHED"
-    finally:
-        tracker.close(status)
+    with stop_signals_as_sigint() as received:
+        tracker = MlflowTracker(
+            options["mlflow_uri"],
+            options.get("experiment") or spec.name,
+            spec.name,
+            run_name,
+            parent_run_id=invocation["parent_run_id"],
+            study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
+                          "code_version": code_version(),
+                          "plan": spec.plan.describe(len(spec.seeds))[0],
+                          "seeds_per_trial": spec.seeds_per_trial,
+                          **spec.overrides},
+        )  # fmt: skip
+        invocation["parent_run_id"] = tracker.parent_run_id
+        save_invocation(run_name, invocation)
+        log.info(
+            "%s: invocation %s; MLflow %s; trial checkpoints and logs (stdout, stderr) in "
+            "%s/<trial_id>/",
+            spec.name, run_name, options["mlflow_uri"], experiment_path,
+        )  # fmt: skip
+        status, unfinished = "KILLED", 1  # until the plan is known to be done
+        try:
+            results = fit(spec, options, tracker, trainable, run_name, experiment_path)
+            reported = [
+                (dict(r.config), dict(r.metrics or {}), r.error is not None)
+                for r in results
+                if r.config  # a trial still pending when the study stopped has none
+            ]
+            unfinished = len(results) - results.num_terminated - results.num_errors
+            if not unfinished and not plan_complete(spec, reported):
+                unfinished += 1  # trials the searcher still had to hand out
+            status = "KILLED" if unfinished else "FINISHED"
+        except KeyboardInterrupt:  # a stop outside Tune's own handling: before or after fit
+            pass
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            tracker.close(status)
     if unfinished:
         log.warning(
             "%s: interrupted before the plan finished; continue with: "
             "python -m study.run %s --resume %s",
             spec.name, spec.name, run_name,
         )  # fmt: skip
-        return 143 if terminated else 130  # 128 + the signal, as a shell reports it
-    trials = [
-        (dict(r.config), dict(r.metrics or {}), r.error is not None) for r in results if r.config
-    ]
+        return 128 + received[0] if received else 130  # as a shell reports the signal
     where = {
         "mlflow_uri": options["mlflow_uri"],
         "default_uri": default_tracking_uri(),
@@ -218,7 +220,54 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     search_record = optuna_db(run_name)
     if search_record.exists():  # the report draws the search's history from it
         tracker.log_artifact(search_record, SEARCH_ARTIFACT_DIR)
-    return report(spec, trials, tracker, where)
+    return report(spec, reported, tracker, where)
+
+
+def fit(
+    spec: StudySpec,
+    options: dict[str, Any],
+    tracker: Any,
+    trainable: Any,
+    run_name: str,
+    experiment_path: str,
+) -> Any:
+    """Tune's fit of the plan: a new Tuner, or the invocation's own restored."""
+    from ray import tune
+
+    from trainables.contract import trial_name
+
+    from .stopper import DivergenceStopper
+
+    if options.get("resume") and tune.Tuner.can_restore(experiment_path):
+        return tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True).fit()
+    storage_url = f"sqlite:///{optuna_db(run_name)}"  # used by an Optuna plan only
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=spec.plan.searcher(spec, storage_url, run_name),
+            num_samples=spec.plan.tune_samples(),
+            max_concurrent_trials=options.get("max_concurrent") or spec.plan.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+            trial_name_creator=lambda trial: trial_name(trial.config),
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=options["storage"],
+            stop=DivergenceStopper(),
+            callbacks=[tracker],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # each trial's prints, warnings and tracebacks: files stdout and stderr in its
+            # folder <storage>/<run_name>/<trial_id>/, synced there like its checkpoints
+            # (so also from other nodes, and to s3://)
+            log_to_file=TRIAL_LOGS,
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            failure_config=tune.FailureConfig(max_failures=options["max_failures"]),
+            progress_reporter=progress(spec, experiment_path),
+            verbose=1,
+        ),
+    )
+    return tuner.fit()
 
 
 def report(spec: StudySpec, trials: list, tracker: Any, where: dict[str, Any]) -> int:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from dataclasses import replace
@@ -27,8 +26,10 @@ from typing import Any
 
 from rankae.config import ConfigError
 
+from . import kinds
 from .cost import estimate
-from .invocations import find_invocation
+from .invocations import check_unchanged, content_digests, find_invocation
+from .kinds import OneLineParser
 from .spec import StudySpec, parse_override
 from .studies import TIERS, config, load, names, presets, takes_data
 from .table import aligned
@@ -41,7 +42,8 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.split("\n")[0])
+    """Every option declares its kind (`study.kinds`), which is its check."""
+    p = OneLineParser(prog="python -m study.run", description=__doc__.split("\n")[0])
     p.add_argument("name", nargs="?", help="a study name (see --list)")
     p.add_argument("--list", action="store_true", help="list the named studies and exit")
     p.add_argument("--keys", action="store_true", help="list the --set keys and exit")
@@ -54,54 +56,42 @@ def build_parser() -> argparse.ArgumentParser:
         "path only)",
     )
     p.add_argument("--smoke", action="store_true", help="short for --preset smoke")
-    p.add_argument("--data", metavar="PATH",
+    p.add_argument("--data", metavar="PATH", type=kinds.place,
                    help="rank_of: your data, a .npy/.npz file, an image folder or "
                    "torchvision:NAME")  # fmt: skip
-    p.add_argument("--labels", metavar="PATH", help="rank_of: a .npy of integer labels")
-    p.add_argument("--seeds", help="comma-separated seeds, or a count n for 0..n-1")
+    p.add_argument("--labels", metavar="PATH", type=kinds.place,
+                   help="rank_of: a .npy of integer labels")  # fmt: skip
+    p.add_argument("--seeds", type=kinds.seed_list,
+                   help="comma-separated seeds, or a count n for 0..n-1")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
-    p.add_argument("--cpus-per-trial", type=float)
-    p.add_argument("--gpus-per-trial", type=float, help="fractions pack trials on one GPU")
-    p.add_argument("--seeds-per-trial", metavar="K|auto",
+    p.add_argument("--cpus-per-trial", type=kinds.cpus)
+    p.add_argument("--gpus-per-trial", type=kinds.gpus, help="fractions pack trials on one GPU")
+    p.add_argument("--seeds-per-trial", metavar="K|auto", type=kinds.per_trial,
                    help="seeds trained side by side in one trial (default auto: 1 on CPU, "
                    "as many as fit in a GPU trial's memory)")  # fmt: skip
-    p.add_argument("--max-concurrent", type=int, default=0, help="0: as resources allow")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
-    p.add_argument("--storage", help="Ray results location (absolute path or URI)")
+    p.add_argument("--max-concurrent", type=kinds.count(0), default=0,
+                   help="0: as resources allow")  # fmt: skip
+    p.add_argument("--max-failures", type=kinds.count(0), default=2,
+                   help="retries of a crashed trial")  # fmt: skip
+    p.add_argument("--storage", type=kinds.place,
+                   help="Ray results location (absolute path or URI)")  # fmt: skip
     p.add_argument(
         "--mlflow-uri",
+        type=kinds.place,
         help="tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)",
     )
-    p.add_argument("--experiment", help="MLflow experiment name (default: the study name)")
-    p.add_argument("--address", help="join a running Ray cluster (default: start a local one)")
-    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN",
+    p.add_argument("--experiment", type=kinds.name,
+                   help="MLflow experiment name (default: the study name)")  # fmt: skip
+    p.add_argument("--address", type=kinds.place,
+                   help="join a running Ray cluster (default: start a local one)")  # fmt: skip
+    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN", type=kinds.name,
                    help="continue the latest (or the named) invocation of this study")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the plan and its cost, then exit")
     return p
 
 
 # -- resolving the CLI into a validated study -------------------------------------------
-def parse_seeds(text: str) -> tuple[int, ...]:
-    try:
-        if "," not in text and int(text) >= 1:
-            return tuple(range(int(text)))
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise UsageError(
-            f"--seeds {text!r} is invalid: give a count n or integers like 0,1,2"
-        ) from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise UsageError(f"--seeds {text!r} is invalid: seeds must be integers >= 0")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise UsageError(
-            f"--seeds {text!r} repeats seed(s) {', '.join(map(str, repeated))}: each seed is one "
-            "run, give it once"
-        )
-    return seeds
-
-
 def preset_of(options: dict[str, Any]) -> str | None:
     """--preset, or smoke for --smoke (None: the study's default); the two disagreeing is
     misuse."""
@@ -111,40 +101,27 @@ def preset_of(options: dict[str, Any]) -> str | None:
     return "smoke" if smoke else preset
 
 
-def check_counts(options: dict[str, Any]) -> None:
-    """The integer options: --max-failures and --max-concurrent are counts (0 = no limit for
-    --max-concurrent); Ray would read a negative --max-failures as "retry forever"."""
-    for flag, key in (("--max-failures", "max_failures"), ("--max-concurrent", "max_concurrent")):
-        value = options.get(key)
-        if value is not None and value < 0:
-            raise UsageError(f"{flag} {value} is invalid: must be an integer >= 0")
-
-
 def resolve_spec(options: dict[str, Any]) -> StudySpec:
     """Study module preset -> CLI changes -> validated spec (every trial config built once)."""
-    check_counts(options)
     name = options["name"]
     if takes_data(name) and not options.get("data"):
         raise UsageError(
             f"{name} needs --data PATH: a .npy/.npz file, an image folder or torchvision:NAME"
         )
     spec = config(name, preset_of(options), options.get("data"), options.get("labels"))
-    if options.get("seeds"):
-        spec = replace(spec, seeds=parse_seeds(options["seeds"]))
+    seeds = options.get("seeds")
+    if isinstance(seeds, str):  # an invocation recorded before --seeds was parsed on entry
+        seeds = kinds.seed_list(seeds)
+    if seeds:
+        spec = replace(spec, seeds=tuple(seeds))
     overrides = dict(parse_override(item) for item in options.get("set", []))
     spec = spec.with_overrides(overrides)
     per_trial = options.get("seeds_per_trial")
     if per_trial not in (None, "auto"):
-        if not str(per_trial).isdigit() or int(per_trial) < 1:
-            raise UsageError(
-                f"--seeds-per-trial {per_trial!r} is invalid: use an integer >= 1 or auto"
-            )
         spec = replace(spec, seeds_per_trial=int(per_trial))
     gpus = options.get("gpus_per_trial")
     cpus = options.get("cpus_per_trial")
     if cpus is not None:
-        if not (math.isfinite(cpus) and cpus > 0):
-            raise UsageError(f"--cpus-per-trial {cpus:g} is invalid: must be a finite number > 0")
         cores = os.cpu_count() or 1
         if not options.get("address") and cpus > cores:
             raise UsageError(
@@ -153,10 +130,6 @@ def resolve_spec(options: dict[str, Any]) -> StudySpec:
             )
         spec = replace(spec, cpus_per_trial=cpus)
     if gpus is not None:
-        if not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and gpus != int(gpus)):
-            raise UsageError(
-                f"--gpus-per-trial {gpus:g} is invalid: use a fraction in [0, 1] or a whole number"
-            )
         spec = replace(spec, gpus_per_trial=gpus)
     return spec.validate()
 
@@ -168,46 +141,69 @@ def check_gpus(gpus_per_trial: float, available: float) -> None:
         )
 
 
-def check_storage(storage: str) -> str:
-    """Absolute path whose nearest existing folder is writable, or a URI (taken as given).
+def check_data(spec: StudySpec) -> tuple[int, int | None]:
+    """Read the data once on the driver: a missing or unreadable dataset fails here, not in
+    every trial (with internet this is also where torchvision downloads it, once).
 
-    Nothing is created here: a rejected invocation leaves no trace.
-    """
-    if "://" in storage:
-        return storage
-    path = Path(storage).expanduser().absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise UsageError(
-            f"--storage {storage!r} is invalid: {existing} is a file, and the results storage "
-            "must be a folder (created if missing)"
-        )
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--storage {storage!r} is not writable ({existing} is read-only)")
-    if existing.is_relative_to("/proc") or existing.is_relative_to("/sys"):
-        raise UsageError(f"--storage {storage!r} is not writable ({existing} is a kernel folder)")
-    return str(path)
-
-
-def check_data(spec: StudySpec) -> None:
-    """Load the test split once on the driver: a missing dataset fails here, not in every trial.
-
-    With internet this is also where torchvision downloads it, once.
+    Returns what a trial will hold in memory: the number of input values of its training
+    data, and the vectors' width D where the model takes it from the data (else None).
     """
     from rankae.data import DataNotFoundError, load_images
 
+    from .cost import TRAIN_SIZE
+
     base = spec.base.replace(**spec.overrides)
     if base.dataset == "synthetic":
-        return
+        return base.synth_samples * base.synth_dim, base.synth_dim
     try:
         if base.dataset == "user":
             from rankae.userdata import load_user_data
 
-            load_user_data(base.data_path, base.labels_path, min_samples=base.batch_size)
-        else:
-            load_images(base.dataset, "test", base.data_root, limit=1)
+            user = load_user_data(base.data_path, base.labels_path, min_samples=base.batch_size)
+            return user.x.numel(), user.x.shape[1] if user.kind == "vectors" else None
+        sample = load_images(base.dataset, "test", base.data_root, limit=1).images
     except DataNotFoundError as err:
         raise UsageError(str(err).replace("\n", " ")) from None
+    images = min(base.n_train or TRAIN_SIZE[base.dataset], TRAIN_SIZE[base.dataset])
+    return images * sample[0].numel(), None
+
+
+# A trial's peak memory holds its model about six times: weights, gradients, Adam's two
+# moments and the step's temporaries (5.95 measured for the vector MLP, float32, on the CPU,
+# 2026-12-04), on top of its process (Python, torch, numpy and MLflow imported: 0.65 GB).
+MODEL_COPIES = 6
+TRIAL_PROCESS_BYTES = 650_000_000
+
+
+def check_memory(spec: StudySpec, data_values: int, input_dim: int | None, at_once: int) -> None:
+    """The trials that run at once must fit in this machine's available memory, each holding
+    its largest model MODEL_COPIES times and its data, in the run's dtype, in a process of
+    its own. Activations come on top, so this is a floor: what it refuses could not run."""
+    import psutil
+    import torch
+
+    from rankae.models import build_autoencoder
+
+    sizes = []
+    for variant in spec.plan.all_variants():
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            model = build_autoencoder(spec.run_config(variant, spec.seeds[0]), input_dim)
+        sizes.append(sum(p.numel() for p in model.parameters()))
+    base = spec.base.replace(**spec.overrides)
+    itemsize = torch.finfo(getattr(torch, base.dtype)).bits // 8
+    members = spec.seeds_per_trial or 1
+    per_trial = (MODEL_COPIES * max(sizes) * members + data_values) * itemsize
+    per_trial += TRIAL_PROCESS_BYTES
+    available = psutil.virtual_memory().available
+    if per_trial * at_once > available:
+        raise UsageError(
+            f"the plan needs at least {per_trial * at_once / 1e9:.1f} GB at once ({at_once} "
+            f"trial(s) x {per_trial / 1e9:.1f} GB: a {max(sizes):,}-parameter model x "
+            f"{MODEL_COPIES * members}, {data_values:,} input values in {base.dtype} and the "
+            "trial's process), more "
+            f"than the {available / 1e9:.1f} GB available here; lower --max-concurrent or the "
+            "model's or data's size"
+        )
 
 
 # -- printing ---------------------------------------------------------------------------
@@ -326,52 +322,100 @@ def main(argv: list[str] | None = None) -> int:
     if not args.name:
         parser.error("a study NAME is required (see --list)")
     try:
-        options = vars(args).copy()
-        invocation = None
-        if args.resume:
-            load(args.name)
-            check_resume_flags(parser, args)
-            invocation = find_invocation(args.name, args.resume)
-            options = {**invocation["options"], "resume": args.resume}
-        spec = resolve_spec(options)
+        options, spec, invocation = checked_invocation(parser, args)
         if args.dry_run:
             print(describe_plan(spec))
             return 0
-        from analysis.load import default_tracking_uri
-
-        from .store import check_tracking_uri
-
-        options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
-        check_tracking_uri(options["mlflow_uri"])
-        if not options.get("address"):
-            import torch
-
-            check_gpus(spec.gpus_per_trial, torch.cuda.device_count())
-        check_data(spec)
-        options["storage"] = check_storage(options.get("storage") or "ray_results")
+        check_places(options, spec)
     except (UsageError, ConfigError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while checking: nothing was started or written
+        log.warning("interrupted before the study started; nothing was written")
+        return 130
+    return launch(parser, options, spec, invocation)
+
+
+def checked_invocation(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[dict[str, Any], StudySpec, dict[str, Any] | None]:
+    """The options (a resumed invocation's own), the validated spec and the invocation to
+    resume (None: a new one); the inputs' content hashes recorded or compared."""
+    options = vars(args).copy()
+    invocation = None
+    if args.resume:
+        load(args.name)
+        check_resume_flags(parser, args)
+        invocation = find_invocation(args.name, args.resume)
+        options = {**invocation["options"], "resume": args.resume}
+        recorded = options.get("inputs", {})  # before anything reads them again
+        now = content_digests(path for path in recorded if Path(path).exists())
+        check_unchanged(recorded, now, invocation["run_name"])
+    spec = resolve_spec(options)
+    base = spec.base.replace(**spec.overrides)
+    read = [path for path in (base.data_path, base.labels_path) if path and Path(path).exists()]
+    options["inputs"] = content_digests(read)
+    return options, spec, invocation
+
+
+def check_places(options: dict[str, Any], spec: StudySpec) -> None:
+    """Every external thing the study will use, probed (nothing written): the MLflow store,
+    the cluster to join, the GPUs, the data and the memory its trials need, the storage."""
+    from analysis.load import default_tracking_uri
+
+    from .probes import check_address, check_storage
+    from .store import check_tracking_uri
+
+    options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
+    check_tracking_uri(options["mlflow_uri"])
+    data_values, input_dim = check_data(spec)
+    if options.get("address"):
+        check_address(options["address"])
+    else:  # this machine is where the trials run
+        import torch
+
+        check_gpus(spec.gpus_per_trial, torch.cuda.device_count())
+        if not spec.gpus_per_trial:
+            slots = int((os.cpu_count() or 1) // spec.cpus_per_trial)
+            trials = spec.plan.trial_count(len(spec.seed_groups()))
+            at_once = min(trials, slots, options.get("max_concurrent") or trials)
+            check_memory(spec, data_values, input_dim, max(at_once, 1))
+    options["storage"] = check_storage(options.get("storage") or "ray_results")
+
+
+def launch(
+    parser: argparse.ArgumentParser,
+    options: dict[str, Any],
+    spec: StudySpec,
+    invocation: dict[str, Any] | None,
+) -> int:
+    """Start (or join) Ray and run the study; every check has passed."""
     from .launch import start_ray
 
-    start_ray(options.get("address"), spec.cpus_per_trial)
-    if options.get("address"):
-        import ray
+    try:
+        start_ray(options.get("address"), spec.cpus_per_trial)
+        if options.get("address"):
+            import ray
 
-        from .cluster_check import autoscaling_config_path, check_trial_fits, node_shapes
+            from .cluster_check import autoscaling_config_path, check_trial_fits, node_shapes
 
-        try:  # against what the cluster can scale to, not what is up now
-            shapes = node_shapes(ray.nodes(), autoscaling_config_path())
-            check_trial_fits(spec.gpus_per_trial, spec.cpus_per_trial, shapes)
-        except ValueError as err:
-            print(f"{parser.prog}: error: {err}", file=sys.stderr)
-            return 2
-    from .grouping import resolve_seeds_per_trial
+            try:  # against what the cluster can scale to, not what is up now
+                shapes = node_shapes(ray.nodes(), autoscaling_config_path())
+                check_trial_fits(spec.gpus_per_trial, spec.cpus_per_trial, shapes)
+            except ValueError as err:
+                print(f"{parser.prog}: error: {err}", file=sys.stderr)
+                return 2
+        from .grouping import resolve_seeds_per_trial
+        from .store import prepare_store
+
+        prepare_store(options["mlflow_uri"])  # every check passed: the first write
+        spec = resolve_seeds_per_trial(spec)
+    except KeyboardInterrupt:  # before the invocation was recorded: nothing to resume
+        log.warning("interrupted before the study started; start it again to run it")
+        return 130
     from .launch import run_study
-    from .store import prepare_store
 
-    prepare_store(options["mlflow_uri"])  # every check passed: the first write
-    return run_study(resolve_seeds_per_trial(spec), options, invocation)
+    return run_study(spec, options, invocation)
 
 
 if __name__ == "__main__":

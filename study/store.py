@@ -38,6 +38,13 @@ def check_tracking_uri(uri: str) -> None:
             ) from None
         return
     if uri.startswith("file:") or "://" not in uri:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+
+        if not MLFLOW_ALLOW_FILE_STORE.get():  # what MLflow 3's FileStore checks first
+            raise ValueError(
+                f"--mlflow-uri {uri!r} is a file store, which MLflow 3 refuses unless "
+                "MLFLOW_ALLOW_FILE_STORE=true is set; use sqlite:///PATH instead"
+            )
         path = Path(uri.removeprefix("file://").removeprefix("file:")).expanduser().absolute()
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):

@@ -11,9 +11,11 @@ from rankae.config import ConfigError, RunConfig, linear_synthetic
 
 # (changes to a valid config, text the message must contain besides the bad value)
 BAD_VALUES = [
-    ({"depth": 0}, "integer >= 1"),
-    ({"depth": -3}, "integer >= 1"),
-    ({"depth": 2.5}, "integer >= 1"),
+    ({"depth": 0}, "integer in [1, 1,024]"),
+    ({"depth": -3}, "integer in [1, 1,024]"),
+    ({"depth": 2.5}, "integer in [1, 1,024]"),
+    ({"depth": 1025}, "integer in [1, 1,024]"),
+    ({"seed": 2**32}, "integer in [0, 4,294,967,295]"),
     ({"alpha": 0.0}, "number > 0"),
     ({"alpha": -2.0}, "number > 0"),
     ({"init_scale": 0.0}, "number > 0"),
@@ -32,7 +34,7 @@ BAD_VALUES = [
     ({"optimizer": "sgd"}, "allowed are gd, adam"),
     ({"dtype": "float16"}, "allowed are float64, float32"),
     ({"lr": 0.0}, "number > 0"),
-    ({"patience_steps": 0}, "integer >= 1"),
+    ({"patience_steps": 0}, "integer in [1, 2,147,483,647]"),
 ]
 
 
@@ -108,7 +110,7 @@ def test_every_setting_is_described_with_its_default_and_allowed_values(capsys):
         "alpha of the reparameterisation W = alpha W' (Eq. 4); > 0",
     )
     assert described["dataset"][1].endswith("one of synthetic, digits, mnist, cifar10, user")
-    assert described["n_train"][1].endswith("None or integer >= 2")
+    assert described["n_train"][1].endswith("None or integer in [2, 2,147,483,647]")
     help_text = " ".join(build_parser().format_help().split())
     assert main(["--keys"]) == 0
     keys = capsys.readouterr().out.splitlines()
@@ -121,6 +123,8 @@ def test_every_setting_is_described_with_its_default_and_allowed_values(capsys):
 def test_a_settings_check_rejects_what_its_description_excludes():
     with pytest.raises(ConfigError, match=r"^rank_threshold=1.5 is invalid: must lie strictly"):
         RunConfig(rank_threshold=1.5).validate()
-    with pytest.raises(ConfigError, match=r"^n_train=1 is invalid: must be an integer >= 2"):
+    with pytest.raises(
+        ConfigError, match=r"^n_train=1 is invalid: must be an integer in \[2, 2,147,483,647\]"
+    ):
         RunConfig(n_train=1).validate()
     assert RunConfig(n_train=None, fid_reference=None).validate().n_train is None

@@ -4,6 +4,7 @@ and nothing written to MLflow or the results storage. Checked before Ray starts.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -11,10 +12,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import get_type_hints
 
+import numpy as np
 import pytest
 
 from rankae.config import RunConfig
-from study.run import main
+from study.run import build_parser, main
 
 from .conftest import cli_env, run_cli
 
@@ -33,13 +35,13 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["linear_alpha_sweep", "--set", "alpha=-1"], "alpha=-1.0 is invalid"),
         (["mnist_explicit", "--set", "k=129"], "k=129 is invalid"),
         (["linear_depth_sweep", "--set", "rank_threshold=1.5"], "rank_threshold=1.5"),
-        (["linear_depth_sweep", "--seeds=-1,2"], "--seeds '-1,2' is invalid"),
+        (["linear_depth_sweep", "--seeds=-1,2"], "argument --seeds: -1 is invalid"),
         (["linear_depth_sweep", "--gpus-per-trial", "1"], "exceeds the 0 GPU(s)"),
-        (["linear_depth_sweep", "--gpus-per-trial", "-0.5"], "--gpus-per-trial -0.5 is invalid"),
+        (["linear_depth_sweep", "--gpus-per-trial", "-0.5"], "--gpus-per-trial: -0.5 is invalid"),
         (["linear_depth_sweep", "--storage", "/proc/rankstudy"], "is not writable"),
         (["linear_depth_sweep", "--mlflow-uri", "http://127.0.0.1:9"], "is unreachable"),
         (["linear_depth_sweep", "--resume"], "no earlier invocation"),
-        (["linear_depth_sweep", "--seeds-per-trial", "0"], "--seeds-per-trial '0' is invalid"),
+        (["linear_depth_sweep", "--seeds-per-trial", "0"], "--seeds-per-trial: 0 is invalid"),
         (["mnist_explicit", "--set", "k=0"], "k=0 is invalid"),
         # keys the plan varies: an escalation would queue one rung forever, a grid duplicates
         (["mnist_alpha_sweep", "--set", "alpha=50"], "varies alpha, depth, seed"),
@@ -52,12 +54,19 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         # non-finite, out of range, cross-field, duplicate
         (["linear_alpha_sweep", "--set", "lr=inf"], "lr=inf is invalid"),
         (["linear_depth_sweep", "--set", "synth_rank=300"], "synth_rank=300 is invalid"),
-        (["linear_depth_sweep", "--max-failures", "-1"], "--max-failures -1 is invalid"),
-        (["linear_depth_sweep", "--max-concurrent", "-3"], "--max-concurrent -3 is invalid"),
+        (["linear_depth_sweep", "--max-failures", "-1"], "--max-failures: -1 is invalid"),
+        (["linear_depth_sweep", "--max-concurrent", "-3"], "--max-concurrent: -3 is invalid"),
         (["linear_depth_sweep", "--cpus-per-trial", "1000"], "--cpus-per-trial 1000 exceeds"),
-        (["linear_depth_sweep", "--cpus-per-trial", "nan"], "--cpus-per-trial nan is invalid"),
-        (["linear_depth_sweep", "--gpus-per-trial", "inf"], "--gpus-per-trial inf is invalid"),
-        (["linear_depth_sweep", "--seeds", "0,0"], "--seeds '0,0' repeats seed(s) 0"),
+        (["linear_depth_sweep", "--cpus-per-trial", "nan"], "--cpus-per-trial: nan is invalid"),
+        (["linear_depth_sweep", "--gpus-per-trial", "inf"], "--gpus-per-trial: inf is invalid"),
+        (["linear_depth_sweep", "--seeds", "0,0"], "--seeds: '0,0' repeats seed(s) 0"),
+        # the ones a new user found past the last list: each refused by its kind's rule
+        (["linear_depth_sweep", "--seeds", "0,99999999999999999999"], "must be an integer in"),
+        (["linear_depth_sweep", "--seeds", "4294967296"], "--seeds: 4294967296 is invalid"),
+        (["linear_depth_sweep", "--experiment", ""], "argument --experiment: '' is invalid"),
+        (["linear_depth_sweep", "--mlflow-uri", "file:./mlruns"], "MLFLOW_ALLOW_FILE_STORE"),
+        (["linear_depth_sweep", "--address", "127.0.0.1:1"], "--address '127.0.0.1:1'"),
+        (["linear_depth_sweep", "--address", "nowhere"], "give HOST:PORT"),
         (["linear_depth_sweep", "--preset", "laptop"], "preset 'laptop' is not offered"),
         (["mnist_explicit", "--smoke", "--preset", "laptop"], "--smoke contradicts --preset"),
         (
@@ -67,12 +76,7 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, capsys):
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(args) == 2
-    finally:
-        os.chdir(cwd)
+    assert exit_code(tmp_path, args) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err
     assert len(err.splitlines()) == 1
@@ -97,14 +101,73 @@ def test_missing_data_while_offline_says_where_to_put_it(tmp_path):
     assert list(tmp_path.iterdir()) == []  # not even the data root's MNIST/raw folders
 
 
+def exit_code(folder: Path, args: list[str]) -> int:
+    """`main(args)` run from `folder`; argparse's refusals (SystemExit) give their code."""
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        return main(args)
+    except SystemExit as stop:
+        return int(stop.code)
+    finally:
+        os.chdir(cwd)
+
+
+# values at and beyond the bounds of each kind of CLI value (study.kinds), and of the wrong
+# type: a new kind fails test_every_option_declares_a_kind_with_bad_values until it is here
+BEYOND = {
+    "count": ["", "-1", "1.5", "1e3", "nan", "2147483648", "x"],
+    "seed_list": ["", ",", "0,-1", "0,4294967296", "10001", "1.5", "0,0", "a,b"],
+    "per_trial": ["", "0", "-2", "1.5", "10001", "AUTO"],
+    "cpus": ["", "0", "-1", "nan", "inf", "x"],
+    "gpus": ["", "-0.5", "1.5", "nan", "-inf", "x"],
+    "name": ["", " ", " lead", "trail ", ".hidden", "a/b", "x" * 201, "tab\there"],
+    "place": ["", " ", "line\nbreak"],
+}
+
+
+def kind_of(action) -> str:
+    return "count" if action.type.__name__.startswith("integer in") else action.type.__name__
+
+
+def test_every_option_declares_a_kind_with_bad_values():
+    from study import kinds
+
+    typed = [a for a in build_parser()._actions if a.type is not None]
+    assert {a.dest for a in typed} >= {"seeds", "max_failures", "experiment", "storage"}
+    for action in typed:
+        assert action.type.__module__ == kinds.__name__, action.dest  # a kind, not a bare int
+        assert kind_of(action) in BEYOND, action.dest
+
+
+OPTION_VALUES = [
+    (action.option_strings[-1], value)
+    for action in build_parser()._actions
+    if action.type is not None
+    for value in BEYOND[kind_of(action)]
+]
+
+
+@pytest.mark.parametrize(("option", "value"), OPTION_VALUES)
+def test_every_option_refuses_values_beyond_its_kind(option, value, tmp_path, capsys):
+    args = ["linear_depth_sweep", f"{option}={value}"]
+    if option == "--resume":  # alone: other flags would be refused for being there
+        args = ["linear_depth_sweep", f"--resume={value}"]
+    assert exit_code(tmp_path, args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"argument {option}" in err, err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def bad_values(hint: str) -> list[str]:
-    """A bad raw --set value of each kind that applies to a field of this type."""
+    """Bad raw --set values of each kind that applies to a field of this type: at and beyond
+    its bounds, and of the wrong type."""
     if "bool" in hint:
-        return ["maybe"]
-    if "int" in hint:
-        return ["-1", "1.5"]  # below every lower bound (all are >= 0); not an integer
+        return ["maybe", ""]
+    if "int" in hint:  # below every lower bound (all are >= 0), above every upper one
+        return ["-1", "1.5", "", "99999999999999999999"]
     if "float" in hint:
-        return ["nan", "inf", "-inf"]
+        return ["nan", "inf", "-inf", ""]
     return ["nonsense"]  # the string fields are choices
 
 
@@ -121,12 +184,7 @@ FREE_TEXT = {"data_root"}  # any path is a valid value; a missing one: the offli
     ],
 )
 def test_every_config_field_refuses_each_kind_of_bad_value(item, tmp_path, capsys):
-    cwd = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        assert main(["linear_depth_sweep", "--smoke", "--set", item]) == 2, item
-    finally:
-        os.chdir(cwd)
+    assert exit_code(tmp_path, ["linear_depth_sweep", "--smoke", "--set", item]) == 2, item
     err = capsys.readouterr().err.strip()
     key, raw = item.split("=")
     assert len(err.splitlines()) == 1 and key in err and raw.lower() in err.lower(), err
@@ -199,3 +257,66 @@ def test_resume_without_a_name_takes_the_latest_started_invocation(tmp_path, mon
     run.save_invocation(older, {"run_name": older})  # written last, e.g. resumed by name
     assert run.find_invocation("linear_depth_sweep", "latest")["run_name"] == newer
     assert run.find_invocation("linear_depth_sweep", older)["run_name"] == older
+
+
+def test_unreachable_storage_and_a_closed_cluster_port_are_refused_within_the_probe_timeout(
+    tmp_path,
+):
+    from study.probes import check_address, check_storage
+
+    for probe, target, needle in [
+        (check_address, "127.0.0.1:1", "--address '127.0.0.1:1' (Ray at 127.0.0.1:1) cannot"),
+        (check_storage, "s3://bucket/x?endpoint_override=127.0.0.1:1&scheme=http", "--storage"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(needle)) as refused:
+            probe(target, timeout=5)
+        assert len(str(refused.value).splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_probe_that_does_not_answer_is_refused_at_its_timeout():
+    import threading
+
+    from study.probes import within
+
+    never = threading.Event()
+    with pytest.raises(ValueError, match="the thing did not answer within 0.2 s"):
+        within(0.2, "the thing", never.wait)
+
+
+def test_resume_after_the_data_changed_is_refused_and_writes_nothing(tmp_path, capsys):
+    from study.invocations import content_digests, save_invocation
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.arange(120.0).reshape(40, 3))
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        name = "rank_of-20261204-120000-abcd"
+        inputs = content_digests([str(data)])
+        options = {"name": "rank_of", "data": str(data), "smoke": True, "inputs": inputs}
+        save_invocation(name, {"run_name": name, "parent_run_id": "p", "options": options})
+    finally:
+        os.chdir(cwd)
+    np.save(data, np.arange(120.0).reshape(40, 3) + 1)  # same path, same shape, new content
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+    assert exit_code(tmp_path, ["rank_of", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--resume {name}: {data} changed since the invocation started" in err
+    assert len(err.splitlines()) == 1
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+    data.unlink()
+    assert exit_code(tmp_path, ["rank_of", "--resume"]) == 2
+    assert f"{data} is gone" in capsys.readouterr().err
+
+
+def test_a_plan_whose_trials_cannot_fit_in_memory_is_refused(tmp_path):
+    import psutil
+
+    from study.run import UsageError, check_memory, resolve_spec
+
+    spec = resolve_spec({"name": "linear_depth_sweep", "smoke": True})
+    check_memory(spec, data_values=1000, input_dim=None, at_once=2)  # tiny: fits
+    too_much = psutil.virtual_memory().total // 8 + 1  # float64 values beyond all the memory
+    with pytest.raises(UsageError, match=r"the plan needs at least .* GB at once \(2 trial"):
+        check_memory(spec, data_values=too_much, input_dim=None, at_once=2)

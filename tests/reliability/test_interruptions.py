@@ -53,33 +53,47 @@ def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
     assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
 
 
-def test_sigint_then_sigterm_end_runs_killed_and_resume_finishes(tmp_path):
-    """Ctrl-C, then SIGTERM to the resumed driver (as Kubernetes, `scancel` or a spot
-    reclaim send it): each ends the runs KILLED and says how to continue; a last
-    `--resume` finishes the plan."""
-    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+# Both trials created at once, each asking for every CPU: one runs, the other is PENDING.
+PENDING_LINEAR = [
+    "linear_alpha_sweep", "--smoke", "--cpus-per-trial", str(os.cpu_count() or 1),
+    "--set", "epochs=30",
+]  # fmt: skip
+
+
+def stopped(driver, code: int, folder: Path) -> None:
+    """The driver ended with `code`, said how to continue, no traceback; no run RUNNING."""
+    _, err = driver.communicate(timeout=180)
+    assert driver.returncode == code, err[-3000:]
+    assert "continue with: python -m study.run linear_alpha_sweep --resume" in err
+    assert "Traceback" not in err, err[-3000:]
+    statuses = {r.info.status for r in runs(folder, "linear_alpha_sweep")}
+    assert "RUNNING" not in statuses and "KILLED" in statuses
+    assert [r.info.status for r in runs(folder, "linear_alpha_sweep", "study")] == ["KILLED"]
+
+
+def test_sigint_with_a_trial_pending_then_sigterm_then_sighup_end_runs_killed_and_resume_finishes(
+    tmp_path,
+):
+    """Ctrl-C (SIGINT to the whole process group) while a trial is still pending, then
+    SIGTERM to the resumed driver (as Kubernetes, `scancel` or a spot reclaim send it), then
+    SIGHUP (a dropped SSH session): each ends the runs KILLED with 128 + the signal and says
+    how to continue; a last `--resume` finishes the plan."""
+    driver = start_cli(*PENDING_LINEAR, cwd=tmp_path)
     wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
     os.killpg(driver.pid, signal.SIGINT)
-    _, err = driver.communicate(timeout=180)
-    assert driver.returncode == 130, err[-3000:]
-    assert "--resume" in err
-    statuses = {r.info.status for r in runs(tmp_path, "linear_alpha_sweep")}
-    assert "RUNNING" not in statuses and "KILLED" in statuses
-    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["KILLED"]
+    stopped(driver, 130, tmp_path)
 
-    trials = runs(tmp_path, "linear_alpha_sweep")
-    reached = max(int(r.data.metrics.get("epoch", 0)) for r in trials)
-    driver = start_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
-    wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= reached + 2,
-             what="the resumed trial running again")  # fmt: skip
-    os.kill(driver.pid, signal.SIGTERM)  # the driver only, not its process group
-    _, err = driver.communicate(timeout=180)
-    assert driver.returncode == 143, err[-3000:]
-    assert "continue with: python -m study.run linear_alpha_sweep --resume" in err
-    statuses = {r.info.status for r in runs(tmp_path, "linear_alpha_sweep")}
-    assert "RUNNING" not in statuses and "KILLED" in statuses
-    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["KILLED"]
-    assert list(tmp_path.glob("ray_results/*/experiment_state-*.json"))  # Tune saved its state
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        trials = runs(tmp_path, "linear_alpha_sweep")
+        reached = max(int(r.data.metrics.get("epoch", 0)) for r in trials)
+        driver = start_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+        wait_for(
+            lambda past=reached + 2: latest_epoch(tmp_path, "linear_alpha_sweep") >= past,
+            what="the resumed trial running again",
+        )
+        os.kill(driver.pid, signum)  # the driver only, not its process group
+        stopped(driver, 128 + signum, tmp_path)
+        assert list(tmp_path.glob("ray_results/*/experiment_state-*.json"))  # Tune saved it
 
     resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -97,13 +111,16 @@ def test_sigint_then_sigterm_end_runs_killed_and_resume_finishes(tmp_path):
 
 
 def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
+    """Also: an environment with Ray's new output engine switched on keeps the progress table."""
     faults = tmp_path / "faults"
     faults.mkdir()
     out = run_cli(
-        *SLOW_LINEAR, cwd=tmp_path,
+        *SLOW_LINEAR, cwd=tmp_path, RAY_AIR_NEW_OUTPUT="1",
         RANKSTUDY_TEST_FAULT="15:1", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "RAY_AIR_NEW_OUTPUT=1 ignored" in out.stderr
+    assert "== linear_alpha_sweep (smoke): " in out.stdout  # the progress table
     trials = runs(tmp_path, "linear_alpha_sweep")
     assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
     mlflow = client(tmp_path)
