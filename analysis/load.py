@@ -235,6 +235,26 @@ def trials_frame(runs: StudyRuns) -> pd.DataFrame:
     return tidy_trials([_trial_row(r) for r in runs.trials])
 
 
+def run_row(run: RunConfig, result: dict[str, Any] | None, errored: bool) -> dict[str, Any]:
+    """One run's row of the trial frame from its config and its final metrics (a trial of
+    several seeds gives one per seed): its settings, status, divergence, final metrics and
+    recoveries, as `load_trials` reads them from MLflow."""
+    result = result or {}
+    return {
+        "run_name": run.label(),
+        "status": "FAILED" if errored else "FINISHED",
+        **run.bottleneck_settings(),
+        "bottleneck": run.bottleneck,
+        "latent_dim": run.latent_dim,  # the width a vanilla run's codes have
+        "seed": run.seed,
+        "diverged": bool(result.get("diverged", False)),
+        **{metric: result.get(metric) for metric in FINAL_METRICS},
+        # recoveries: restarted from scratch (an unreadable checkpoint) / resumed at an epoch
+        "checkpoint_discarded": bool(result.get("checkpoint_discarded", False)),
+        "resumed_from_epoch": result.get("resumed_from_epoch"),
+    }
+
+
 def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Trial rows -> the typed, ordered trial frame (from MLflow here; from Tune's results
     at the end of a study, `study.table.trials_frame`)."""

@@ -147,6 +147,16 @@ def knee_ks(rank: int, latent_dim: int) -> list[int]:
     return sorted(k for k in wanted if 1 <= k <= latent_dim)
 
 
+def check_variants(rank: int, latent_dim: int) -> list[dict[str, object]]:
+    """The check's runs at an estimate `rank` (what each changes of the estimate's settings):
+    the explicit bottleneck at every `knee_ks` width, and the vanilla autoencoder; none has a
+    sub-network, so none switches to a second stage."""
+    explicit = [
+        {"two_stage": False, "bottleneck": "explicit", "k": k} for k in knee_ks(rank, latent_dim)
+    ]
+    return [*explicit, {"two_stage": False, "bottleneck": "vanilla"}]
+
+
 @dataclass(frozen=True)
 class Knee:
     """The check's change point: the best two-line fit of log loss against log k."""

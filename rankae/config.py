@@ -145,6 +145,10 @@ class RunConfig:
         0.01, "rank: singular values above this fraction of the largest", open_unit=True
     )
 
+    stop_when_settled: bool = setting(
+        False, "stop once W_e's rank has settled (rankae.settle); epochs is then a ceiling"
+    )
+
     # --- two-stage training (Sec. 3.2) --------------------------------------------
     two_stage: bool = setting(
         False, "switch to an explicit bottleneck at W_e's settled rank (linear_net only)"

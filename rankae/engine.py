@@ -165,6 +165,7 @@ class Trainer:
         self.trivial_loss = trivial_loss(self.data.train.images)
         self.blown_up = BlownUp()  # the run of epochs stuck above divergence_factor x trivial
         self.diverged = False
+        self.settled = False  # W_e's rank settled at the last record (rankae.settle)
         self.stable_steps = 0  # steps since W_e's rank last changed (checked once per epoch)
         self.last_we_rank: int | None = None
         self.initial_we_rank = self._we_rank_now()  # a rank still here has not settled
@@ -250,9 +251,16 @@ class Trainer:
         return bottleneck.k if isinstance(bottleneck, ExplicitBottleneck) else None
 
     # ----------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Budget left, not diverged, and (with `stop_when_settled`) W_e's rank not settled."""
+        done = self.diverged or (self.config.stop_when_settled and self.settled)
+        return not done and self.epoch < self.config.epochs
+
     def run(self) -> Iterator[EpochRecord]:
-        """Train from the current epoch to the budget; stop early (after a record) on divergence."""
-        while self.epoch < self.config.epochs and not self.diverged:
+        """Train from the current epoch to the budget; stop early (after a record) on
+        divergence, or once settled where the config asks."""
+        while self.running:
             yield self.train_one_epoch()
 
     def train_one_epoch(self) -> EpochRecord:
@@ -294,6 +302,7 @@ class Trainer:
             we_held_steps=held,
             we_longest_wait=longest,
         )
+        self.settled = bool(record.settled)
         if cfg.two_stage and self.stage == 1 and not self.diverged:
             switch = self._maybe_switch(record.we_rank, steps)
         self.elapsed_s += train_time + time.perf_counter() - start
@@ -366,6 +375,7 @@ class Trainer:
             "elapsed_s": self.elapsed_s,
             "blown_up": asdict(self.blown_up),
             "diverged": self.diverged,
+            "settled": self.settled,
             "stable_steps": self.stable_steps,
             "last_we_rank": self.last_we_rank,
             "initial_we_rank": self.initial_we_rank,
@@ -386,6 +396,7 @@ class Trainer:
         self.order.set_state(state["order"])
         for name in ("epoch", "step", "stage", "elapsed_s", "diverged"):
             setattr(self, name, state[name])
+        self.settled = state.get("settled", False)  # checkpoints before 2026-12-04 lack it
         self.blown_up = BlownUp(**state["blown_up"])
         self.stable_steps, self.last_we_rank = state["stable_steps"], state["last_we_rank"]
         self.initial_we_rank = state["initial_we_rank"]

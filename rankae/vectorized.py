@@ -123,7 +123,7 @@ class VectorizedTrainer:
     @property
     def running(self) -> bool:
         """True while some member has budget left and has not diverged."""
-        return any(_running(member) for member in self.members)
+        return any(member.running for member in self.members)
 
     def run(self) -> Iterator[list[EpochRecord | None]]:
         """Train every member to its budget; a diverged member's entries are None afterwards."""
@@ -133,7 +133,7 @@ class VectorizedTrainer:
     def train_one_epoch(self) -> list[EpochRecord | None]:
         """One epoch of every running member: the stack in one vectorised loop, stage 2 alone."""
         records: list[EpochRecord | None] = [None] * len(self.members)
-        detached = [k for k in self.detached if _running(self.members[k])]
+        detached = [k for k in self.detached if self.members[k].running]
         if self.rows:
             start = time.perf_counter()
             mean_losses, steps = self._train_stacked_epoch()
@@ -164,7 +164,7 @@ class VectorizedTrainer:
             raise ValueError(f"{len(states)} member states for {len(self.members)} members")
         for member, state in zip(self.members, states, strict=True):
             member.load_state_dict(state)
-        stacked = [k for k, m in enumerate(self.members) if m.stage == 1 and not m.diverged]
+        stacked = [k for k, m in enumerate(self.members) if m.stage == 1 and m.running]
         self.rows = stacked if self.stacks else []
         self.detached = [k for k, m in enumerate(self.members) if m.stage == 2 or not self.stacks]
         if self.rows:
@@ -314,11 +314,12 @@ class VectorizedTrainer:
         return member.finish_epoch(loss, steps, train_time)
 
     def _release_stopped(self) -> None:
-        """Members that diverged or switched to stage 2 leave the stack (with their state)."""
+        """Members that stopped (diverged, or settled where the config asks) or switched to
+        stage 2 leave the stack (with their state)."""
         keep = []
         for row, k in enumerate(self.rows):
             member = self.members[k]
-            if member.diverged:
+            if not member.running:
                 self._export_optimizer(k, row)  # parameters were exported by _finish_epoch
             elif member.stage == 2:
                 self.detached.append(k)
@@ -365,10 +366,6 @@ class VectorizedTrainer:
                 }
         groups = member.optimizer.state_dict()["param_groups"]
         member.optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _running(member: Trainer) -> bool:
-    return not member.diverged and member.epoch < member.config.epochs
 
 
 def _per_member(value: object, stacked: torch.Tensor) -> bool:

@@ -174,22 +174,13 @@ class AlphaEscalation(_ReplayedPlan):
 class RankEstimate(AlphaEscalation):
     """A user's latent rank (`study.studies.rank_of`): the alpha escalation per N, then the
     check, queued once every ladder has ended: the explicit bottleneck at k around the
-    estimate (`analysis.rank_estimate.knee_ks`) and the vanilla autoencoder, every seed.
-
-    `knee_variant` holds what the check's runs change besides the bottleneck (no two-stage
-    switch: they have no sub-network).
+    estimate and the vanilla autoencoder, every seed (`analysis.rank_estimate.check_variants`).
     """
 
-    knee_variant: Variant = field(default_factory=lambda: {"two_stage": False})
-
     def knee_variants(self, rank: int, latent_dim: int) -> list[Variant]:
-        from analysis.rank_estimate import knee_ks
+        from analysis.rank_estimate import check_variants
 
-        explicit = [
-            {**self.knee_variant, "bottleneck": "explicit", "k": k}
-            for k in knee_ks(rank, latent_dim)
-        ]
-        return [*explicit, {**self.knee_variant, "bottleneck": "vanilla"}]
+        return check_variants(rank, latent_dim)
 
     def all_variants(self) -> list[Variant]:
         """Every rung, and the check's runs at an estimate of 1 (one of each kind)."""
@@ -209,7 +200,7 @@ class RankEstimate(AlphaEscalation):
         return super().trial_count(seed_groups) + len(self.largest_check()) * seed_groups
 
     def varied_keys(self) -> set[str]:
-        return super().varied_keys() | {"bottleneck", "k"} | set(self.knee_variant)
+        return super().varied_keys() | {key for v in self.knee_variants(4, 64) for key in v}
 
     def describe(self, seeds: int) -> list[str]:
         return super().describe(seeds) + [

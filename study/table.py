@@ -10,35 +10,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.load import FINAL_METRICS, tidy_trials
+from analysis.load import run_row, tidy_trials
 from trainables.contract import member_results, member_run_configs
 
 from .plans import Completed
 
 
 def trials_frame(trials: Completed) -> pd.DataFrame:
-    """One row per run: its settings, status, divergence, final metrics and recoveries."""
-    rows = []
-    for trial_config, trial_result, errored in trials:
-        configs = member_run_configs(trial_config)
-        for run, result in zip(configs, member_results(trial_config, trial_result), strict=True):
-            result = result or {}
-            rows.append(
-                {
-                    "run_name": run.label(),
-                    "status": "FAILED" if errored else "FINISHED",
-                    **run.bottleneck_settings(),
-                    "bottleneck": run.bottleneck,
-                    "latent_dim": run.latent_dim,  # the width a vanilla run's codes have
-                    "seed": run.seed,
-                    "diverged": bool(result.get("diverged", False)),
-                    **{metric: result.get(metric) for metric in FINAL_METRICS},
-                    # recoveries: restarted from scratch (unreadable checkpoint) / resumed at e
-                    "checkpoint_discarded": bool(result.get("checkpoint_discarded", False)),
-                    "resumed_from_epoch": result.get("resumed_from_epoch"),
-                }
+    """One row per run (`analysis.load.run_row`): a trial of several seeds gives one per seed."""
+    return tidy_trials(
+        [
+            run_row(run, result, errored)
+            for trial_config, trial_result, errored in trials
+            for run, result in zip(
+                member_run_configs(trial_config),
+                member_results(trial_config, trial_result),
+                strict=True,
             )
-    return tidy_trials(rows)
+        ]
+    )
 
 
 def aligned(rows: list[list[str]]) -> list[str]:

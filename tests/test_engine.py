@@ -221,3 +221,12 @@ def test_huge_learning_rate_diverges_and_stops() -> None:
     assert records[-1].diverged and not any(r.diverged for r in records[:-1])
     assert records[-1].latent_singular_values is None
     assert train(config.replace(lr=0.03))[-1].diverged is False
+
+
+def test_a_run_asked_to_stop_when_settled_stops_at_its_first_settled_record() -> None:
+    """N = 4 finds rank 8 within a few hundred steps; the settle rule then needs the rank to
+    hold SETTLED_STEPS (rankae/settle.py), well inside the 100 x 100-step budget."""
+    config = linear_synthetic(depth=4, alpha=2.0, epochs=100, stop_when_settled=True)
+    records = train(config)
+    assert records[-1].settled and not any(r.settled for r in records[:-1])
+    assert len(records) < config.epochs and records[-1].we_rank == 8

@@ -15,6 +15,8 @@ ladder (every seed per rung) until a run diverges (Sec. 3.2); the runs at each N
 stable alpha give the estimate, its spread and a verdict (`analysis.rank_estimate`). Then
 the check: explicit bottlenecks at k around the estimate and the vanilla autoencoder, so
 the report shows the reconstruction loss's knee (and accuracy on the codes, with labels).
+The settings, plan and rule are the ones `analysis.latent_rank.LatentRank` applies in a
+notebook without Ray (`run_settings` there holds the constants below).
 
 Measured choices (docs/results.md, "Estimating the latent rank of a user's data"):
 - vectors start W_e at 0.05 x orthogonal (`VECTOR_INIT_SCALE`): from 1.0 the MLP's codes
@@ -32,7 +34,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from rankae.config import CONV_CHANNELS, RunConfig
+from analysis.latent_rank import DEPTHS, LADDERS, SEEDS, run_settings
 from rankae.userdata import TORCHVISION_PREFIX, load_user_data
 from study.plans import RankEstimate
 from study.spec import StudySpec
@@ -40,26 +42,6 @@ from study.spec import StudySpec
 PRESETS = ("laptop", "full", "smoke")
 DEFAULT_PRESET = "laptop"  # the default budget finishes on a laptop; --preset full for more
 TAKES_DATA = True  # study.run's --data / --labels go to get_config
-
-DEPTHS = {"full": (8, 16, 32), "laptop": (8, 16), "smoke": (8,)}
-SEEDS = {
-    "vectors": {"full": (0, 1, 2, 3, 4), "laptop": (0, 1, 2), "smoke": (0,)},
-    "images": {"full": (0, 1, 2), "laptop": (0, 1), "smoke": (0,)},
-}
-LADDERS = {  # preset -> the alphas climbed per N
-    "full": (30.0, 100.0, 300.0),
-    "laptop": (100.0, 300.0),
-    "smoke": (300.0,),
-}
-EPOCHS = {
-    "vectors": {"full": 400, "laptop": 200, "smoke": 30},
-    "images": {"full": 200, "laptop": 20, "smoke": 2},
-}
-TRAIN_CAP = {"images": {"laptop": 3000, "smoke": 256}}  # training samples used, at most
-EVAL_CAP = {"images": {"laptop": 1000, "smoke": 256}}  # evaluation samples for the spectra
-VECTOR_INIT_SCALE = 0.05
-VECTOR_LATENT_DIM = 32  # d; never wider than the vectors themselves
-CLASSIFIER_LABELS = 1000  # App. C's low-label protocol, fewer when the data is smaller
 REFERENCE_SHAPE = ("vectors", 2000, 32)  # what `--list` prices without --data
 
 
@@ -76,7 +58,7 @@ def get_config(
         data = load_user_data(source, labels)
         kind, n, width = data.kind, len(data), data.x.shape[1]
         labelled = data.labels is not None
-    base = data_settings(kind, n, width, labelled, preset).replace(
+    base = run_settings(kind, n, width, labelled, preset).replace(
         data_path=source, labels_path=labels
     )
     ladder = LADDERS[preset]
@@ -92,37 +74,3 @@ def absolute(path: str) -> str:
     if path.startswith(TORCHVISION_PREFIX):
         return path
     return str(Path(path).expanduser().absolute())
-
-
-def data_settings(kind: str, n: int, width: int, labelled: bool, preset: str) -> RunConfig:
-    """The run settings for `n` samples of `kind` ("vectors" of `width` features, or images
-    of `width` channels) at `preset`."""
-    base = RunConfig(
-        dataset="user",
-        data_path="-",  # replaced by the caller
-        bottleneck="linear_net",
-        init="orthogonal",
-        epochs=EPOCHS[kind][preset],
-        dtype="float64" if preset == "full" else "float32",
-        two_stage=False,
-    )
-    n_eval = round(n * base.eval_fraction)
-    n_train = min(n - n_eval, TRAIN_CAP.get(kind, {}).get(preset, n))
-    if kind == "vectors":
-        base = base.replace(
-            architecture="mlp",
-            init_scale=VECTOR_INIT_SCALE,
-            latent_dim=min(VECTOR_LATENT_DIM, width),
-        )
-    else:
-        architecture = next(a for a, c in CONV_CHANNELS.items() if c == width)
-        base = base.replace(architecture=architecture, fid_samples=100, fid_reference=500)
-        if preset == "smoke":
-            base = base.replace(fid_samples=24, fid_reference=48)
-    n_eval = min(n_eval, EVAL_CAP.get(kind, {}).get(preset, base.n_eval))
-    base = base.replace(n_train=n_train, n_eval=n_eval)
-    if labelled:
-        labels = min(CLASSIFIER_LABELS, n_train // 2)
-        epochs = 30 if preset == "smoke" else 200
-        base = base.replace(downstream=True, classifier_labels=labels, classifier_epochs=epochs)
-    return base

@@ -1,0 +1,56 @@
+"""`LatentRank`: the rank_of estimator in-process, one implementation with the CLI study."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis.latent_rank import LatentRank
+from analysis.rank_estimate import knee_ks
+from rankae import example_data
+from rankae.config import ConfigError
+from rankae.userdata import UserDataError
+from study.studies.rank_of import get_config
+
+
+def test_linear_rank_2_vectors_give_rank_2_with_the_check_beside_it():
+    x, _ = example_data.linear(2)
+    estimate = LatentRank(preset="smoke").fit(x)
+    assert estimate.dimension_ == 2 and estimate.answer_.counts == ((2, 1),)
+    assert estimate.verdict_.startswith("latent rank 2")
+    runs = estimate.runs_
+    assert sorted(runs.loc[runs["bottleneck"] == "explicit", "k"]) == knee_ks(2, 32)
+    assert (runs["bottleneck"] == "vanilla").sum() == 1 and runs["eval_loss"].notna().all()
+
+
+def test_a_split_answer_is_nan_never_a_median():
+    """Three seeds at N = 8 on rank-4 data stopped at epoch 3 reach ranks 4, 3 and 2 (this
+    draw, on the CPU): their median and mean are 3, a rank most runs did not find."""
+    x, _ = example_data.linear(4)
+    estimate = LatentRank(preset="smoke", epochs=3, seeds=3).fit(x)
+    assert math.isnan(estimate.dimension_)
+    assert estimate.verdict_.startswith("no single rank (4 in 1/3, 3 in 1/3, 2 in 1/3 runs")
+
+
+def test_the_api_and_the_cli_study_run_the_same_settings(tmp_path):
+    x, _ = example_data.linear(4)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    for preset in ("smoke", "laptop", "full"):
+        assert LatentRank(preset).settings(str(path)) == get_config(preset, str(path)).base
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "needle"),
+    [
+        (lambda: LatentRank("huge"), ConfigError, "preset='huge' is not known"),
+        (lambda: LatentRank("smoke").fit(np.zeros((5, 3))), UserDataError, "x has 5 samples"),
+        (lambda: LatentRank("smoke").fit(np.full((40, 3), np.nan)), UserDataError, "x holds 120"),
+    ],
+)
+def test_bad_input_through_the_api_raises_the_clis_one_line_errors(make, error, needle):
+    with pytest.raises(error, match=needle) as raised:
+        make()
+    assert len(str(raised.value).splitlines()) == 1
