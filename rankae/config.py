@@ -170,6 +170,9 @@ class RunConfig:
     classifier_lr: float = setting(1e-3, "classifier learning rate", positive=True)
     classifier_batch_size: int = setting(32, "classifier minibatch size", at_least=1)
     classifier_hidden: int = setting(128, "classifier hidden width", at_least=1)
+    classifier_test: int | None = setting(
+        None, "test images the classifiers are scored on (None: the whole test split)", at_least=2
+    )
     classifier_val_fraction: float = setting(
         0.2, "held out only for acc_selected's epoch choice", open_unit=True
     )

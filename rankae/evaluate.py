@@ -52,18 +52,21 @@ def classifier_inputs(trainer: Trainer) -> dict[str, tuple[torch.Tensor, ...]]:
     the bottleneck): labelled training codes, their labels, test codes, test labels.
 
     One encoder pass gives z; z_N is the bottleneck applied to it (the encoder, the costly
-    part on the 10,000 test images, runs once for both sites).
+    part on the 10,000 test images, runs once for both sites). The test codes are those of
+    the first `classifier_test` test images (all by default).
     """
     cfg, train, test = trainer.config, trainer.data.train, trainer.data.test
     labelled = select_labelled(train.labels.cpu(), cfg.classifier_labels, cfg.seed, cap=True)
     labels = train.labels[labelled.to(train.labels.device)]
     z_train = trainer.codes(train.images[labelled.to(train.images.device)], before_bottleneck=True)
-    z_test = trainer.codes(test.images, before_bottleneck=True)
+    scored = slice(cfg.classifier_test)  # None: the whole test split
+    z_test = trainer.codes(test.images[scored], before_bottleneck=True)
+    test_labels = test.labels[scored]
     with torch.no_grad():
         bottleneck = trainer.model.bottleneck
         return {
-            "": (bottleneck(z_train), labels, bottleneck(z_test), test.labels),
-            "pre_": (z_train, labels, z_test, test.labels),
+            "": (bottleneck(z_train), labels, bottleneck(z_test), test_labels),
+            "pre_": (z_train, labels, z_test, test_labels),
         }
 
 

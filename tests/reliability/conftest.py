@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 # A linear study whose trials take a few seconds each: long enough to interrupt.
 SLOW_LINEAR = ["linear_alpha_sweep", "--smoke", "--max-concurrent", "1", "--set", "epochs=30"]
+# The same plan and epochs at a quarter of the steps, where nothing races the training (a
+# fault injected at an epoch, not a signal sent while a trial runs).
+FAST_LINEAR = [*SLOW_LINEAR, "--set", "gd_steps_per_epoch=25"]
 # A tiny conv escalation on sklearn digits (no download): 2 depths x alpha 100, 200.
 TINY_ESCALATION = [
     "mnist_alpha_sweep", "--smoke", "--max-concurrent", "1",
@@ -39,7 +43,9 @@ def run_cli(*args: str, cwd: Path, timeout: float = 420, **env: str):
 
 
 def start_cli(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
-    """The driver in its own session, so a signal reaches it (and only it) like a terminal's."""
+    """The driver in its own session, so a signal reaches it (and only it) like a terminal's,
+    with SIGHUP's default as in a terminal (a suite run under `nohup` would pass on its
+    ignored SIGHUP, which the driver rightly keeps ignoring)."""
     return subprocess.Popen(
         [sys.executable, "-m", "study.run", *args],
         cwd=cwd,
@@ -48,6 +54,7 @@ def start_cli(*args: str, cwd: Path, **env: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
 
 

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from .conftest import (
+    FAST_LINEAR,
     SLOW_LINEAR,
     TINY_ESCALATION,
     client,
@@ -115,7 +116,7 @@ def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
     faults = tmp_path / "faults"
     faults.mkdir()
     out = run_cli(
-        *SLOW_LINEAR, cwd=tmp_path, RAY_AIR_NEW_OUTPUT="1",
+        *FAST_LINEAR, cwd=tmp_path, RAY_AIR_NEW_OUTPUT="1",
         RANKSTUDY_TEST_FAULT="15:1", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -136,7 +137,7 @@ def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_p
     faults = tmp_path / "faults"
     faults.mkdir()
     out = run_cli(
-        *SLOW_LINEAR, "--max-failures", "1", cwd=tmp_path,
+        *FAST_LINEAR, "--max-failures", "1", cwd=tmp_path,
         RANKSTUDY_TEST_FAULT="15:99", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 1
