@@ -120,7 +120,12 @@ class RunConfig:
         "adam", "gd is full-batch gradient descent (App. B)", choices=OPTIMIZERS
     )
     lr: float = setting(1e-4, "learning rate", positive=True)
-    batch_size: int = setting(32, "minibatch size (ignored by full-batch gd)", at_least=1)
+    batch_size: int = setting(
+        32,
+        "minibatch size; one larger than the training set is one full batch per epoch "
+        "(ignored by full-batch gd)",
+        at_least=1,
+    )
     epochs: int = setting(200, "epochs (gd: records of gd_steps_per_epoch steps)", at_least=1)
     gd_steps_per_epoch: int = setting(100, "full-batch gd: steps between two records", at_least=1)
     dtype: str = setting("float64", "floating point precision", choices=DTYPES)

@@ -252,10 +252,13 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------
     @property
+    def stopped(self) -> bool:
+        """Stopped before its budget: diverged, or settled where the config asks."""
+        return self.diverged or (self.config.stop_when_settled and self.settled)
+
+    @property
     def running(self) -> bool:
-        """Budget left, not diverged, and (with `stop_when_settled`) W_e's rank not settled."""
-        done = self.diverged or (self.config.stop_when_settled and self.settled)
-        return not done and self.epoch < self.config.epochs
+        return not self.stopped and self.epoch < self.config.epochs
 
     def run(self) -> Iterator[EpochRecord]:
         """Train from the current epoch to the budget; stop early (after a record) on

@@ -164,7 +164,7 @@ class VectorizedTrainer:
             raise ValueError(f"{len(states)} member states for {len(self.members)} members")
         for member, state in zip(self.members, states, strict=True):
             member.load_state_dict(state)
-        stacked = [k for k, m in enumerate(self.members) if m.stage == 1 and m.running]
+        stacked = [k for k, m in enumerate(self.members) if m.stage == 1 and not m.stopped]
         self.rows = stacked if self.stacks else []
         self.detached = [k for k, m in enumerate(self.members) if m.stage == 2 or not self.stacks]
         if self.rows:
@@ -319,7 +319,7 @@ class VectorizedTrainer:
         keep = []
         for row, k in enumerate(self.rows):
             member = self.members[k]
-            if not member.running:
+            if member.stopped:
                 self._export_optimizer(k, row)  # parameters were exported by _finish_epoch
             elif member.stage == 2:
                 self.detached.append(k)

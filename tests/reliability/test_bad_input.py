@@ -67,6 +67,7 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["linear_depth_sweep", "--mlflow-uri", "file:./mlruns"], "MLFLOW_ALLOW_FILE_STORE"),
         (["linear_depth_sweep", "--address", "127.0.0.1:1"], "--address '127.0.0.1:1'"),
         (["linear_depth_sweep", "--address", "nowhere"], "give HOST:PORT"),
+        (["mnist_explicit", "--smoke", "--set", "gmm_components=300"], "gmm_components=300 is"),
         (["linear_depth_sweep", "--preset", "laptop"], "preset 'laptop' is not offered"),
         (["mnist_explicit", "--smoke", "--preset", "laptop"], "--smoke contradicts --preset"),
         (
