@@ -122,7 +122,7 @@ class VectorizedTrainer:
     # ----------------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        """True while some member has budget left and has not diverged."""
+        """True while some member has budget left and has not stopped (`Trainer.stopped`)."""
         return any(member.running for member in self.members)
 
     def run(self) -> Iterator[list[EpochRecord | None]]:
