@@ -448,3 +448,29 @@ def rank_knee(trials: pd.DataFrame) -> Figure:
     figure.tight_layout()
     _legend_outside(figure, axis)
     return figure
+
+
+def id_by_scale(scales: pd.DataFrame) -> Figure:
+    """GRIDE's intrinsic dimension (± its standard error) against the neighbourhood's radius,
+    the mean distance to the n2-th neighbour (n2 = 2, 4, ..., log x), one line per source
+    (`on`: the inputs, a model's codes); `analysis.intrinsic.Panel.scales`, stacked. Each
+    source's radii are in its own units: compare the lines' shapes, not their positions."""
+    if scales.empty:
+        raise NotApplicable("no source had its intrinsic dimension estimated")
+    figure = Figure(figsize=(6.0, 4.2))
+    axis = figure.subplots()
+    for on, group in scales.groupby("on", sort=False):
+        axis.errorbar(group["radius"], group["dimension"], yerr=group["error"], marker="o",
+                      ms=4, capsize=3, label=on)  # fmt: skip
+    axis.set_xscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 6 and 100, not 6 x 10^0, 10^2
+    axis.xaxis.set_major_formatter(plain)
+    low, high = axis.get_xlim()
+    axis.xaxis.set_minor_formatter(plain if high / low < 10 else NullFormatter())
+    axis.set_xlabel("radius: mean distance to the n2-th neighbour (n2 = 2, 4, ...)")
+    axis.set_ylabel("intrinsic dimension (GRIDE, ± standard error)")
+    axis.set_title("Intrinsic dimension by scale (GRIDE)", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

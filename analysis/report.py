@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
@@ -79,6 +80,9 @@ from .verdicts import (
 
 YES_NO = {True: "yes", False: "no"}
 HEADLINE_TASKS = ("acc_selected", "kid")  # validation-selected accuracy; KID, unbiased
+# the run settings a user's data's training split is made from (`training_inputs`)
+SPLIT_SETTINGS = ("data_path", "labels_path", "architecture", "batch_size", "eval_fraction",
+                  "n_train", "data_seed")  # fmt: skip
 FIGURES: tuple[tuple[str, str, Callable, str], ...] = (
     ("fig1_rank_trajectories.png", "Fig. 1: loss, W_e rank and latent rank over training, "
      "per init and N", figures.rank_trajectories, "history"),
@@ -266,12 +270,39 @@ def pooled_trials(
     return pd.concat([trials, *partners.values()], ignore_index=True), list(partners)
 
 
-def estimators_table(
-    trials: pd.DataFrame, data: UserData | None, tracking_uri: str
-) -> pd.DataFrame:
-    """The estimate beside scikit-dimension's and PCA's, each with its wall time: on the
-    user's inputs (read again from the runs' `data_path`) and on the vanilla autoencoder's
-    codes of the training split (its first seed's `CODES_ARTIFACT`)."""
+def training_inputs(run_id: str, tracking_uri: str) -> np.ndarray:
+    """A run's training split of the user's data, flattened, row i the input of its codes' row
+    i: the split `rankae.engine.load_user_run_data` made, made again from the run's settings."""
+    from rankae.config import RunConfig, parse_value
+    from rankae.engine import load_user_run_data
+
+    params = MlflowClient(tracking_uri).get_run(run_id).data.params
+    settings = {key: parse_value(key, params[key]) for key in SPLIT_SETTINGS}
+    split = load_user_run_data(RunConfig(dataset="user", **settings)).train
+    return split.images.flatten(1).numpy()
+
+
+def estimator_sources(trials: pd.DataFrame, tracking_uri: str) -> list[tuple[str, np.ndarray]]:
+    """(name, samples) the established estimators run on: the training split of the vanilla
+    autoencoder's first healthy seed (without one, of the first healthy run) and that run's
+    codes of it (`CODES_ARTIFACT`), row for row; none without a healthy run."""
+    runs = healthy(trials).dropna(subset=["data_path"]).sort_values("seed")
+    if runs.empty:
+        return []
+    vanilla = runs[runs["bottleneck"] == "vanilla"]
+    reference = (vanilla if len(vanilla) else runs)["run_id"].iloc[0]
+    sources = [("the inputs", training_inputs(reference, tracking_uri))]
+    codes = load_codes(reference, tracking_uri) if len(vanilla) else None
+    if codes is not None:  # None: a run written before the codes were kept
+        sources.append(("vanilla codes", codes))
+    return sources
+
+
+def estimators_table(trials: pd.DataFrame, tracking_uri: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The estimate beside the established estimators (`analysis.intrinsic`) on each of the
+    `estimator_sources`, each with its wall time, and GRIDE's estimates per scale (column
+    `on`: the source) for the figure. The sources have as many rows and the panel one seed,
+    so it estimates the inputs and their codes on the same samples."""
     from .intrinsic import estimate_intrinsic_dimension
 
     answer = trials_answer(trials)
@@ -282,29 +313,28 @@ def estimators_table(
                 "estimator": "latent rank (this study)",
                 "on": "the runs",
                 "dimension": str(answer.rank) if answer.stable else "no single rank",
+                "error": "-",
                 "seconds": f"{healthy(trials)['wall_s'].sum():.0f}",
                 "notes": f"{answer.tally()} run(s) at the largest stable alpha per N; "
                 "seconds: every run of the study, the check's included",
             }
         )
-    sources = [] if data is None else [("the inputs", data.x.numpy())]
-    vanilla = trials[(trials["bottleneck"] == "vanilla") & (trials["status"] == "FINISHED")]
-    if len(vanilla):
-        codes = load_codes(vanilla.sort_values("seed")["run_id"].iloc[0], tracking_uri)
-        if codes is not None:  # None: a run written before the codes were kept
-            sources.append(("vanilla codes", codes))
-    for on, x in sources:
-        for row in estimate_intrinsic_dimension(x).itertuples():
+    scales = []
+    for on, x in estimator_sources(trials, tracking_uri):
+        panel = estimate_intrinsic_dimension(x)
+        scales.append(panel.scales.assign(on=on))
+        for row in panel.table.itertuples():
             rows.append(
                 {
                     "estimator": row.estimator,
                     "on": on,
                     "dimension": f"{row.dimension:.1f}",
+                    "error": "-" if pd.isna(row.error) else f"{row.error:.2f}",
                     "seconds": f"{row.seconds:.1f}",
-                    "notes": row.notes,
+                    "notes": f"the training split's {len(x):,} samples; {row.notes}",
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.concat(scales, ignore_index=True) if scales else pd.DataFrame()
 
 
 def user_data_of(trials: pd.DataFrame) -> UserData | None:
@@ -349,15 +379,21 @@ def rank_section(
     doc.heading("Side by side: established intrinsic-dimension estimators")
     data = user_data_of(trials)
     doc.paragraph(
-        "TwoNN and MLE measure a manifold's dimension from nearest neighbours (biased low on "
-        "small or curved samples); lPCA and the PCA count measure linear directions (they "
-        "over-count curved data). analysis/intrinsic.py says how each is run. On the inputs: "
+        "TwoNN, MLE, GRIDE and DANCo measure a manifold's dimension from nearest neighbours "
+        "(biased low on small or curved samples, high where noise fills every direction at "
+        "their scale; GRIDE's error is its standard error); lPCA's Gavish-Donoho rank and "
+        "the PCA count measure linear directions (they over-count curved data). "
+        "analysis/intrinsic.py says how each is run. On the inputs: the training split of "
         f"{data.describe() if data else 'not recorded'}; on the vanilla codes: its d-wide "
-        "codes of the training split, where the autoencoder has already removed what it "
-        "cannot reconstruct."
+        "codes of that split, where the autoencoder has already removed what it cannot "
+        "reconstruct. Both are estimated on the same samples."
     )
-    estimators = estimators_table(trials, data, tracking_uri)
+    estimators, scales = estimators_table(trials, tracking_uri)
     written += show_table(doc, estimators, tables, "rank_estimators")
+    if not scales.empty:  # empty: no healthy run to read the inputs' split from
+        written += save_figure(figures.id_by_scale(scales), out / "rank_id_by_scale.png")
+        doc.figure("rank_id_by_scale.png", "Intrinsic dimension by scale: GRIDE at n2 = 2, "
+                   "4, ..., 64 neighbours, one line per source of the table")  # fmt: skip
     return written
 
 
