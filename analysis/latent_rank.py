@@ -32,27 +32,36 @@ from rankae.userdata import UserDataError, load_user_data
 from rankae.vectorized import VectorizedTrainer
 
 from .load import run_row, tidy_trials
-from .rank_estimate import RankAnswer, check_variants, trials_answer, verdict
+from .rank_estimate import (
+    CHECK_SEEDS,
+    RankAnswer,
+    check_budget,
+    check_variants,
+    trials_answer,
+    verdict,
+)
 
 PRESETS = ("laptop", "full", "smoke")
-DEPTHS = {"full": (8, 16, 32), "laptop": (8, 16), "smoke": (8,)}
-SEEDS = {
-    "vectors": {"full": (0, 1, 2, 3, 4), "laptop": (0, 1, 2), "smoke": (0,)},
+DEPTHS = {  # kind -> preset -> the depths N
+    "vectors": {"full": (8, 16), "laptop": (8,), "smoke": (8,)},
+    "images": {"full": (8, 16, 32), "laptop": (8, 16), "smoke": (8,)},
+}
+SEEDS = {  # kind -> preset -> the seeds (each also draws its own bootstrap resample)
+    "vectors": {"full": tuple(range(10)), "laptop": (0, 1, 2, 3, 4), "smoke": (0,)},
     "images": {"full": (0, 1, 2), "laptop": (0, 1), "smoke": (0,)},
 }
-LADDERS = {  # preset -> the alphas climbed per N
-    "full": (30.0, 100.0, 300.0),
-    "laptop": (100.0, 300.0),
-    "smoke": (300.0,),
+LADDERS = {  # kind -> preset -> the alphas climbed per N
+    "vectors": dict.fromkeys(PRESETS, (300.0,)),
+    "images": {"full": (30.0, 100.0, 300.0), "laptop": (100.0, 300.0), "smoke": (300.0,)},
 }
-EPOCHS = {
+EPOCHS = {  # kind -> preset -> the epochs a run may train (it stops once settled)
     "vectors": {"full": 400, "laptop": 200, "smoke": 30},
     "images": {"full": 200, "laptop": 20, "smoke": 2},
 }
 TRAIN_CAP = {"images": {"laptop": 3000, "smoke": 256}}  # training samples used, at most
 EVAL_CAP = {"images": {"laptop": 1000, "smoke": 256}}  # evaluation samples for the spectra
-VECTOR_INIT_SCALE = 0.05
-VECTOR_LATENT_DIM = 32  # d; never wider than the vectors themselves
+VECTOR_INIT_SCALE = 0.15
+VECTOR_LATENT_DIM = 128  # d: min(D, this), so the answer is never capped below the data's
 CLASSIFIER_LABELS = 1000  # App. C's low-label protocol, fewer when the data is smaller
 
 
@@ -69,6 +78,8 @@ def run_settings(kind: str, n: int, width: int, labelled: bool, preset: str) -> 
         epochs=EPOCHS[kind][preset],
         dtype="float64" if preset == "full" else "float32",
         two_stage=False,
+        stop_when_settled=True,
+        bootstrap=True,
     )
     n_eval = round(n * base.eval_fraction)
     n_train = min(n - n_eval, TRAIN_CAP.get(kind, {}).get(preset, n))
@@ -92,11 +103,17 @@ def run_settings(kind: str, n: int, width: int, labelled: bool, preset: str) -> 
     return base
 
 
+def data_kind(config: RunConfig) -> str:
+    """ "vectors" (the MLP autoencoder's) or "images" (a conv autoencoder's)."""
+    return "vectors" if config.architecture == "mlp" else "images"
+
+
 class LatentRank:
     """A scikit-dimension-style estimator of the latent rank (`fit(x).dimension_`).
 
     preset: the budget, as the study's tiers (smoke ~ a minute, laptop, full); epochs and
-    seeds override the preset's. After `fit`:
+    seeds override the preset's; check=False skips the explicit check (the estimate alone,
+    for loops over many datasets). After `fit`:
       dimension_  the rank most runs found, or NaN when they split ("no single rank")
       answer_     the `RankAnswer` (every rank's count, how many runs settled), or None
       verdict_    the sentence the study's report gives, with what the check says
@@ -104,11 +121,15 @@ class LatentRank:
     """
 
     def __init__(
-        self, preset: str = "laptop", epochs: int | None = None, seeds: int | None = None
+        self,
+        preset: str = "laptop",
+        epochs: int | None = None,
+        seeds: int | None = None,
+        check: bool = True,
     ) -> None:
         if preset not in PRESETS:
             raise ConfigError(f"preset={preset!r} is not known: allowed are {', '.join(PRESETS)}")
-        self.preset, self.epochs, self.seeds = preset, epochs, seeds
+        self.preset, self.epochs, self.seeds, self.check = preset, epochs, seeds, check
 
     def fit(self, x: np.ndarray, y: object = None) -> LatentRank:
         """Estimate the latent rank of `x` ((n, D) vectors, or (n, C, H, W) / (n, H, W)
@@ -122,11 +143,13 @@ class LatentRank:
                 data = load_run_data(base)  # read, split and standardised once, as in a trial
             except UserDataError as err:  # about the caller's array, not this temporary file
                 raise UserDataError(str(err).replace(str(path), "x")) from None
-            rows = [row for depth in DEPTHS[self.preset] for row in self._ladder(base, depth, data)]
+            depths = DEPTHS[data_kind(base)][self.preset]
+            rows = [row for n in depths for row in self._ladder(base, n, data)]
             answer = trials_answer(tidy_trials(rows))
-            if answer is not None:
-                for variant in check_variants(answer.rank, base.latent_dim):
-                    rows += self._rung(base.replace(**variant), data)
+            if answer is not None and self.check:
+                budget = check_budget(base)
+                for variant in check_variants(answer.rank, base.latent_dim, budget):
+                    rows += self._rung(base.replace(**variant), data, CHECK_SEEDS)
         self.runs_ = tidy_trials(rows)
         self.answer_: RankAnswer | None = trials_answer(self.runs_)
         stable = self.answer_ is not None and self.answer_.stable
@@ -148,17 +171,18 @@ class LatentRank:
     def _ladder(self, base: RunConfig, depth: int, data: object) -> list[dict]:
         """Depth N's rungs up the ladder, every seed per rung, until a rung diverges."""
         rows: list[dict] = []
-        for alpha in LADDERS[self.preset]:
+        for alpha in LADDERS[data_kind(base)][self.preset]:
             rung = self._rung(base.replace(depth=depth, alpha=alpha), data)
             rows += rung
             if any(row["diverged"] for row in rung):
                 break
         return rows
 
-    def _rung(self, config: RunConfig, data: object) -> list[dict]:
-        """`config` for every seed, side by side; each run's final metrics as a frame row."""
-        kind = "vectors" if config.architecture == "mlp" else "images"
-        configs = [config.replace(seed=seed).validate() for seed in self._seeds(kind)]
+    def _rung(self, config: RunConfig, data: object, seeds: int | None = None) -> list[dict]:
+        """`config` for every seed (the first `seeds`), side by side; each run's final
+        metrics as a frame row."""
+        chosen = self._seeds(data_kind(config))[:seeds]
+        configs = [config.replace(seed=seed).validate() for seed in chosen]
         group = VectorizedTrainer(configs, "cpu", data=data)
         final: list[dict] = [{} for _ in configs]
         for records in group.run():

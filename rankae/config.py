@@ -82,6 +82,11 @@ class RunConfig:
         at_least=0,
         at_most=SEED_MAX,
     )
+    bootstrap: bool = setting(
+        False,
+        "train on a bootstrap resample of the training split (n draws with replacement, "
+        "seeded by seed), so seeds differ in their data as well as their init",
+    )
     synth_samples: int = setting(64, "synthetic: n samples (Sec. 3.1)", at_least=2)
     synth_dim: int = setting(256, "synthetic: input dimension D", at_least=1)
     synth_rank: int = setting(8, "synthetic: rank r of X = X1 X2, <= min(n, D)", at_least=1)
@@ -277,6 +282,11 @@ class RunConfig:
             raise ConfigError(
                 f"gmm_components={self.gmm_components} is invalid: the GMM is fitted to the "
                 f"codes of the n_train={self.n_train} training images, so it must be <= n_train"
+            )
+        if self.bootstrap and self.optimizer == "gd":
+            raise ConfigError(
+                "bootstrap=True resamples minibatch training, but optimizer='gd' steps on the "
+                "whole split: use optimizer='adam' or bootstrap=False"
             )
         if self.cuda_graph and self.optimizer != "adam":
             raise ConfigError(

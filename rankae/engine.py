@@ -158,6 +158,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = self._make_optimizer()
         self.order = torch.Generator().manual_seed(config.seed)
+        self.rows = self._training_rows()
         self.epoch = 0
         self.step = 0
         self.stage = 1
@@ -191,6 +192,21 @@ class Trainer:
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(self.model(x), x)
 
+    def _training_rows(self) -> torch.Tensor | None:
+        """The bootstrap resample's rows of the training split (None: every row, once),
+        drawn before any epoch's order from the run's own generator."""
+        if not self.config.bootstrap:
+            return None
+        n = len(self.data.train)
+        return torch.randint(n, (n,), generator=self.order)
+
+    def epoch_order(self) -> torch.Tensor:
+        """This epoch's minibatch order: a permutation of the training rows (or of the
+        bootstrap resample's)."""
+        n = len(self.data.train)
+        order = torch.randperm(n, generator=self.order)
+        return order if self.rows is None else self.rows[order]
+
     def _train_epoch(self) -> tuple[torch.Tensor, int]:
         """One epoch of optimiser steps; returns the mean loss (on device) and the step count."""
         model, opt, x_all = self.model, self.optimizer, self.data.train.images
@@ -206,7 +222,7 @@ class Trainer:
                 total += loss.detach()
             return total / steps, steps
         n, batch = len(x_all), self.config.batch_size
-        order = torch.randperm(n, generator=self.order).to(self.device)
+        order = self.epoch_order().to(self.device)
         steps = 0
         for start in range(0, n, batch):
             x = x_all[order[start : start + batch]]

@@ -291,7 +291,7 @@ class VectorizedTrainer:
                 total += self._step(None)
             return total / steps, steps
         n, batch = len(self.data.train), config.batch_size
-        orders = [torch.randperm(n, generator=self.members[k].order) for k in self.rows]
+        orders = [self.members[k].epoch_order() for k in self.rows]
         order = torch.stack(orders).to(self.device)
         steps = 0
         for start in range(0, n, batch):

@@ -177,35 +177,53 @@ class RankEstimate(AlphaEscalation):
     estimate and the vanilla autoencoder, every seed (`analysis.rank_estimate.check_variants`).
     """
 
-    def knee_variants(self, rank: int, latent_dim: int) -> list[Variant]:
+    check_seeds: int | None = None  # the check trains the first this many seeds (None: all)
+
+    def knee_variants(
+        self, rank: int, latent_dim: int, budget: Variant | None = None
+    ) -> list[Variant]:
+        """The check's runs; `budget` (their lr and epochs) is derived from the estimate's
+        settings by the searcher, so a `--set` of those settings carries over."""
         from analysis.rank_estimate import check_variants
 
-        return check_variants(rank, latent_dim)
+        return check_variants(rank, latent_dim, budget)
+
+    def check_groups(self, groups: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+        """The seed groups of the check: `groups` holding only the first `check_seeds` seeds."""
+        keep = {seed for group in groups for seed in group}
+        keep = set(sorted(keep)[: self.check_seeds])
+        kept = (tuple(seed for seed in group if seed in keep) for group in groups)
+        return [group for group in kept if group]
 
     def all_variants(self) -> list[Variant]:
         """Every rung, and the check's runs at an estimate of 1 (one of each kind)."""
         return super().all_variants() + self.knee_variants(1, 1)
 
     def largest_check(self) -> list[Variant]:
-        """The runs the check takes for an estimate of 4 (seven widths) and vanilla: what
-        the plan is priced with before the estimate is known."""
-        return self.knee_variants(4, 64)
+        """What the plan is priced with before the estimate is known: the check's runs for an
+        estimate of 4 at d = 64 (15 widths) and vanilla, each explicit one at k = 1 so it is
+        valid at any d (the autoencoder around the bottleneck costs the same at every k)."""
+        check = self.knee_variants(4, 64)
+        return [{**v, "k": 1} if v["bottleneck"] == "explicit" else v for v in check]
 
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
         """Every rung up to the top, and the largest check."""
         check = self.largest_check()
-        return super().runs(seeds) + [(variant, seed) for variant in check for seed in seeds]
+        checked = seeds[: self.check_seeds]
+        return super().runs(seeds) + [(variant, seed) for variant in check for seed in checked]
 
     def trial_count(self, seed_groups: int) -> int:
-        return super().trial_count(seed_groups) + len(self.largest_check()) * seed_groups
+        """At most: a group of several seeds may hold both of the check's."""
+        checked = min(seed_groups, self.check_seeds or seed_groups)
+        return super().trial_count(seed_groups) + len(self.largest_check()) * checked
 
     def varied_keys(self) -> set[str]:
         return super().varied_keys() | {key for v in self.knee_variants(4, 64) for key in v}
 
     def describe(self, seeds: int) -> list[str]:
         return super().describe(seeds) + [
-            "then the check at the estimate r: explicit k in {1, r//2, r-3 ... r+2, 2r+2} "
-            f"and vanilla, {seeds} seeds each"
+            "then the check at the estimate r: explicit k = 1 ... 2r+4 and the powers of two "
+            f"up to d, and vanilla, {min(seeds, self.check_seeds or seeds)} seeds each"
         ]
 
     def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from analysis.rank_estimate import rank_answer, run_rank
+from analysis.rank_estimate import check_budget, rank_answer, run_rank
 from trainables.contract import member_results
 
 from .plans import Completed
@@ -128,10 +128,12 @@ class RankEstimateSearcher(AlphaEscalationSearcher):
             self.check_queued = True
             answer = rank_answer(self.stable_ranks())
             if answer is not None:
-                latent_dim = self.spec.run_config({}, self.spec.seeds[0]).latent_dim
-                for variant in self.plan.knee_variants(answer.rank, latent_dim):
+                estimate = self.spec.run_config({}, self.spec.seeds[0])
+                budget = check_budget(estimate)
+                for variant in self.plan.knee_variants(answer.rank, estimate.latent_dim, budget):
                     self.queue.extend(
-                        self.spec.trial_config(variant, seeds) for seeds in self.spec.seed_groups()
+                        self.spec.trial_config(variant, seeds)
+                        for seeds in self.plan.check_groups(self.spec.seed_groups())
                     )
         return super().suggest(trial_id)
 

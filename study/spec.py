@@ -35,8 +35,10 @@ class StudySpec:
         return replace(self, overrides={**self.overrides, **overrides})
 
     def run_config(self, variant: Variant, seed: int) -> RunConfig:
-        """base | variant | seed | --set overrides, validated."""
-        values = {**self.base.to_dict(), **variant, "seed": seed, **self.overrides}
+        """base | --set overrides | variant | seed, validated. `--set` may not name a key the
+        plan varies (`fixed_keys`); a variant derived from the overridden base (rank_of's
+        check budget) follows the user's value."""
+        values = {**self.base.to_dict(), **self.overrides, **variant, "seed": seed}
         return RunConfig.from_dict(values)
 
     def seed_groups(self) -> list[tuple[int, ...]]:

@@ -110,3 +110,31 @@ def test_gpu_seed_group_records_each_epoch_and_summarises_per_seed(tmp_path: Pat
     assert all(row[-1] == "no" for row in rows if "diverged" not in row[1])
     assert "Rule: settled" in stdout and "inconclusive: 0 settled seed(s)" in stdout
     assert figure.stat().st_size > 0
+
+
+def test_intrinsic_dimension_smallest_mode_scores_every_estimator_on_both_sets(
+    tmp_path: Path,
+) -> None:
+    """Two tiny sets at the smoke preset: every estimator gets a row per set and a score."""
+    out = tmp_path / "rows.json"
+    stdout = run_script("intrinsic_dimension.py", "--smoke", "--json", str(out))
+    assert stdout.startswith("# intrinsic-dimension benchmark: ")
+    estimators = ["TwoNN", "MLE", "GRIDE", "DANCo", "lPCA GD", "PCA 95%", "rank_of"]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["estimator"] for r in rows] == estimators * 2
+    circle = [r for r in rows if r["dataset"].startswith("circle")]
+    # the circle's intrinsic dimension is 1; the code rank rank_of targets is 2
+    assert {r["target"] for r in circle if r["estimator"] != "rank_of"} == {1}
+    assert [r["target"] for r in circle if r["estimator"] == "rank_of"] == [2]
+    summary = table_rows(stdout)[-len(estimators) - 1 :]
+    assert summary[0] == [
+        "estimator",
+        "datasets",
+        "exact",
+        "within 1",
+        "within 10%",
+        "median seconds",
+    ]
+    assert [row[0] for row in summary[1:]] == estimators
+    for row in summary[1:]:
+        assert row[1] == "2" and 0 <= int(row[2]) <= int(row[3]) <= 2

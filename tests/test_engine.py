@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from rankae.bottleneck import ExplicitBottleneck, LinearSubnetwork
-from rankae.config import RunConfig, linear_synthetic
+from rankae.config import ConfigError, RunConfig, linear_synthetic
 from rankae.engine import Trainer
 from rankae.records import EpochRecord
 
@@ -230,3 +230,17 @@ def test_a_run_asked_to_stop_when_settled_stops_at_its_first_settled_record() ->
     records = train(config)
     assert records[-1].settled and not any(r.settled for r in records[:-1])
     assert len(records) < config.epochs and records[-1].we_rank == 8
+
+
+def test_bootstrap_trains_on_n_draws_with_replacement_seeded_by_the_run() -> None:
+    """Each epoch visits the resample's rows once: some rows twice or more, some never."""
+    config = RunConfig(dataset="digits", n_train=200, n_eval=64, batch_size=32, epochs=1)
+    plain, resampled = Trainer(config), Trainer(config.replace(bootstrap=True))
+    assert plain.rows is None and sorted(plain.epoch_order().tolist()) == list(range(200))
+    drawn = resampled.epoch_order().tolist()
+    assert len(drawn) == 200 and 100 < len(set(drawn)) < 160  # ~63% distinct, in expectation
+    again = Trainer(config.replace(bootstrap=True))
+    assert torch.equal(again.rows, resampled.rows)
+    assert not torch.equal(Trainer(config.replace(bootstrap=True, seed=1)).rows, again.rows)
+    with pytest.raises(ConfigError, match="bootstrap=True resamples minibatch training"):
+        RunConfig(bootstrap=True, optimizer="gd").validate()

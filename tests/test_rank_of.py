@@ -17,7 +17,10 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from test_userdata import BAD_SOURCES, files_under
 
+from analysis.latent_rank import LatentRank
 from analysis.rank_estimate import (
+    check_budget,
+    check_variants,
     knee_ks,
     knee_outcome,
     knee_reading,
@@ -26,6 +29,7 @@ from analysis.rank_estimate import (
     run_rank,
 )
 from rankae import example_data
+from rankae.config import RunConfig
 from study.run import main
 from study.searchers import RankEstimateSearcher, Searcher, replay_complete
 from study.studies import config
@@ -73,10 +77,18 @@ def test_a_split_ensemble_says_no_single_rank_and_never_a_median():
     assert not digits.stable and "4 in 3/6, 3 in 3/6" in digits.sentence()
 
 
-def test_the_check_spans_both_sides_of_the_estimate_within_the_latent_width():
-    assert knee_ks(4, 32) == [1, 2, 3, 4, 5, 6, 10]
-    assert knee_ks(1, 32) == [1, 2, 3, 4]
-    assert knee_ks(20, 24) == [1, 10, 17, 18, 19, 20, 21, 22]
+def test_the_check_is_contiguous_to_2r_plus_4_then_log_spaced_within_the_latent_width():
+    assert knee_ks(4, 32) == [*range(1, 13), 16, 32]
+    assert knee_ks(1, 128) == [1, 2, 3, 4, 5, 6, 8, 16, 32, 64, 128]
+    assert knee_ks(20, 24) == list(range(1, 25))
+
+
+def test_the_checks_budget_is_about_check_steps_at_ten_times_the_lr_within_the_estimates():
+    base = RunConfig(n_train=2400, batch_size=32, lr=1e-4, epochs=200)  # 75 steps per epoch
+    assert check_budget(base) == {"lr": 1e-3, "epochs": 14}  # 1,050 steps
+    assert check_budget(base.replace(epochs=2))["epochs"] == 2
+    variants = check_variants(3, 16, check_budget(base))
+    assert all(v["lr"] == 1e-3 and v["stop_when_settled"] is False for v in variants)
 
 
 STRENGTHS = (1.0, 0.6, 0.4, 0.25)  # four directions' shares of the loss; a floor after them
@@ -95,6 +107,15 @@ def test_the_check_disagrees_in_either_direction(estimate, outcome):
     """The knee at 4, read on the grid the estimate would queue and vanilla's k = d = 32."""
     knee = loss_knee({k: [rank_4_losses(k)] for k in [*knee_ks(estimate, 32), 32]})
     assert knee.k == 4 and knee_outcome(knee, estimate) == outcome
+
+
+def test_a_knee_at_2_needs_only_k_1_before_it():
+    """Rank-2 vectors' held-out losses (LatentRank's smoke check on example_data.linear(2)):
+    a 45x fall from k = 1 to 2, flat after. The segments share the knee's width, so the
+    first may be k = 1 and 2 alone."""
+    losses = {1: 0.2076, 2: 0.00463, 3: 0.00464, 4: 0.00463, 5: 0.00506, 6: 0.00455, 8: 0.00483}
+    knee = loss_knee({k: [v] for k, v in losses.items()})
+    assert knee.k == 2 and knee_outcome(knee, 2) == "agrees"
 
 
 def test_a_power_law_or_a_geometric_fall_has_no_knee():
@@ -160,17 +181,18 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
         return {"members": {str(s): {"latent_rank": rank, "diverged": False} for s in seeds}}
 
     while (config_ := searcher.suggest(f"t{step}")) not in (Searcher.FINISHED, None):
-        rank = 4 if config_["alpha"] == 300.0 else 3
+        rank = 4
         result = member_result(config_, rank)
         searcher.on_trial_complete(f"t{step}", result)
         finished.append((config_, result, False))
         step += 1
     assert searcher.suggest("last") == Searcher.FINISHED
     rungs = [(c["depth"], c["alpha"]) for c, _, _ in finished if c["bottleneck"] == "linear_net"]
-    assert sorted(set(rungs)) == [(8, 100.0), (8, 300.0), (16, 100.0), (16, 300.0)]
+    assert rungs == [(8, 300.0)] * len(spec.seed_groups())  # vectors: one rung, every seed
     check = [c for c, _, _ in finished if c["bottleneck"] != "linear_net"]
     assert sorted({c["k"] for c in check if c["bottleneck"] == "explicit"}) == knee_ks(4, 32)
-    assert sum(c["bottleneck"] == "vanilla" for c in check) == len(spec.seed_groups())
+    vanilla = [c for c in check if c["bottleneck"] == "vanilla"]
+    assert sorted(s for c in vanilla for s in c["group_seeds"]) == [0, 1]  # the first two seeds
     assert all(c["two_stage"] is False for c in check)
     assert replay_complete(RankEstimateSearcher(spec), finished)
     assert not replay_complete(RankEstimateSearcher(spec), finished[:-1])
@@ -184,10 +206,10 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     ray_local, tmp_path, monkeypatch, capsys
 ):
     """`.npy` vectors with a `.npy` of labels, the smoke tier (N = 8, alpha 300, one seed)
-    for 100 epochs instead of 30: on this draw seed 0 sits at rank 3 until epoch 57 (greedy
-    learning's plateau; the smoke tier's 30 epochs answer 3), then learns the fourth. The
-    held-out check's knee is at 4, and the answer says the rank had not converged (its hold
-    is short next to that plateau). Then `--resume` of the finished invocation."""
+    for 100 epochs instead of 30: the codes hold rank 4 (gap 478x) while W_e's 1% count
+    keeps a fifth, weak direction, so the answer says the rank had not converged. The
+    held-out check's knee is at 4. `LatentRank` gives the same answer on the same data in
+    this process, and `--resume` of the finished invocation runs nothing."""
     x, y = example_data.linear(4)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
@@ -195,7 +217,6 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     data = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
     assert run_rank_of(folder, monkeypatch, *data, "--smoke", "--set", "epochs=100") == 0
     out = capsys.readouterr().out
-    # rank 4 from epoch 57 holds 43 epochs, under 5x the 56 it waited at 3: not converged
     assert "latent-rank estimate: latent rank 4, not converged (4 in 1/1 runs" in out
     assert "0 of the 1 at 4 settled" in out and "the check agrees: its knee is at k = 4" in out
     parent, trials = runs_of(folder)
@@ -210,6 +231,10 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     assert run_rank_of(folder, monkeypatch, "--resume") == 0
     assert len(runs_of(folder)[1]) == len(trials)  # a finished plan has nothing left to run
 
+    in_process = LatentRank(preset="smoke", epochs=100).fit(x)
+    assert in_process.dimension_ == 4 and in_process.answer_.counts == ((4, 1),)
+    assert "the check agrees: its knee is at k = 4" in in_process.verdict_
+
 
 @pytest.mark.slow
 def test_a_curved_3_dimensional_manifold_is_estimated_as_3_or_4(
@@ -217,12 +242,12 @@ def test_a_curved_3_dimensional_manifold_is_estimated_as_3_or_4(
 ):
     """x = tanh(1.5 z B) + noise with z in R^3 is curved (lPCA counts 4 linear directions),
     yet the smoke estimate must lie in [r, r + 1]: the latent rank counts the codes' linear
-    directions, and a finite MLP may spend one more on the curvature. Measured on this draw:
-    seed 0 at N = 8 holds rank 3 from epoch 4 to 100; the laptop tier gives 3 for every
-    seed at N = 8 and 16, with the check's knee at 3 (docs/results.md)."""
+    directions, and a finite MLP may spend one more on the curvature. At d = 8 (a check of 8
+    widths, not 12)."""
     example_data.write("curved", tmp_path / "curved.npz", rank=3)
     folder = tmp_path / "run"
-    assert run_rank_of(folder, monkeypatch, "--data", str(tmp_path / "curved.npz"), "--smoke") == 0
+    data = ("--data", str(tmp_path / "curved.npz"))
+    assert run_rank_of(folder, monkeypatch, *data, "--smoke", "--set", "latent_dim=8") == 0
     parent, _ = runs_of(folder)
     assert parent.data.metrics["rank_estimate"] in (3, 4)
     assert "latent-rank estimate: latent rank" in capsys.readouterr().out
@@ -256,16 +281,18 @@ def npy_images(tmp_path: Path) -> str:
 def test_images_from_a_folder_or_an_array_give_a_smoke_estimate(
     ray_local, tmp_path, monkeypatch, capsys, source
 ):
-    """Through the MNIST conv autoencoder for 2 epochs: the code path, not a rank."""
+    """Through the MNIST conv autoencoder for 2 epochs at d = 4 (a check of 4 widths): the
+    code path, not a rank."""
     folder = tmp_path / "run"
-    assert run_rank_of(folder, monkeypatch, "--data", source(tmp_path), "--smoke") == 0
+    smoke = ("--smoke", "--set", "latent_dim=4")
+    assert run_rank_of(folder, monkeypatch, "--data", source(tmp_path), *smoke) == 0
     parent, trials = runs_of(folder)
     rank = int(parent.data.metrics["rank_estimate"])
     assert {r.data.params["architecture"] for r in trials} == {"mnist_conv"}
     explicit = {
         int(r.data.params["k"]) for r in trials if r.data.params["bottleneck"] == "explicit"
     }
-    assert explicit == set(knee_ks(rank, 128))
+    assert explicit == set(knee_ks(rank, 4)) == {1, 2, 3, 4}
     assert "the check: explicit bottleneck" in capsys.readouterr().out
 
 
@@ -301,7 +328,8 @@ def test_the_dry_run_prices_the_users_data(tmp_path, capsys):
     assert main(["rank_of", "--data", str(tmp_path / "digits.npz"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "preset laptop" in out and "architecture=mlp n_train=1438 n_eval=359" in out
-    assert "alpha = 100, 300" in out and "then the check at the estimate r" in out
+    assert "per N in [8]: alpha = 300 (all 5 seeds per rung" in out
+    assert "then the check at the estimate r: explicit k = 1 ... 2r+4" in out and "2 seeds" in out
 
 
 def test_a_run_s_rank_is_read_at_its_gap_and_at_its_threshold_count_only_before_that():

@@ -126,6 +126,15 @@ def test_conv_adam_members_equal_separate_runs_and_a_diverged_one_is_masked() ->
     assert vectorised.rows == [0, 1, 2]
 
 
+def test_bootstrap_members_equal_separate_runs_each_on_its_own_resample() -> None:
+    """With bootstrap=True each seed trains on its own resample of the split, stacked or not."""
+    base = RunConfig(dataset="digits", n_train=64, n_eval=64, batch_size=16, epochs=2)
+    configs = [base.replace(seed=s, bootstrap=True) for s in (0, 1)]
+    vectorised, _ = assert_vectorised_equals_separate(configs)
+    first, second = (member.rows.tolist() for member in vectorised.members)
+    assert first != second
+
+
 def test_two_stage_members_switch_and_train_on_alone() -> None:
     """At the switch each member swaps in d -> k -> d (its own k) and continues as a Trainer."""
     base = RunConfig(dataset="digits", n_train=32, n_eval=32, batch_size=16, epochs=3)
