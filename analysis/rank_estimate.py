@@ -45,6 +45,7 @@ RANK_STUDY = "rank_of"
 MODE_SHARE = 0.6  # the most frequent rank is "the" rank when at least this share found it
 KNEE_EVIDENCE = 3.0  # a knee beats a straight line in log-log by this many noise sd
 KNEE_SLOPE_RATIO = 3.0  # and the loss falls this many times faster before it than after
+KNEE_TIE = 2.0  # splits fitting within this many noise sd of the best tie: the smallest k wins
 LOSS_NOISE_FLOOR = 0.05  # sd of a run's log loss (5%) assumed where seeds show less or none
 CHECK_SEEDS = 2  # the check trains the first two seeds (their spread is its noise)
 CHECK_LR_FACTOR = 10.0  # and 10x the estimate's lr
@@ -192,12 +193,13 @@ class Knee:
 def loss_knee(losses: Mapping[int, Sequence[float]]) -> Knee | None:
     """k -> the seeds' losses at k -> the knee (None with fewer than 5 widths).
 
-    Each segment is its own line and both pass through the knee's width: the first over it
-    and at least one width before, the second (the flat one, which must show it) over it
-    and at least two after. The knee is the smallest k whose loss has stopped falling
-    fast, where a rank-r code has every direction (a knee at k = 2 needs only k = 1
-    before it). The noise is the pooled sd of the seeds' log losses at
-    a k (at least LOSS_NOISE_FLOOR), divided by sqrt(seeds) for a mean."""
+    Each segment is its own line: the first over the widths before the knee (one width is
+    a segment too, its slope the chord to the knee), the second (the flat one, which must
+    show it) from the knee on, over at least three. Splits whose fit is within KNEE_TIE
+    noise sd of the best (in root squared residual) are equally good, and the knee is the
+    smallest of them: the smallest k whose loss has stopped falling fast, where a rank-r
+    code has every direction. The noise is the pooled sd of the seeds' log losses at a k (at least
+    LOSS_NOISE_FLOOR), divided by sqrt(seeds) for a mean."""
     points = {k: [v for v in vs if v > 0 and math.isfinite(v)] for k, vs in losses.items()}
     ks = sorted(k for k, vs in points.items() if vs)
     if len(ks) < 5:
@@ -209,15 +211,16 @@ def loss_knee(losses: Mapping[int, Sequence[float]]) -> Knee | None:
     noise = max(math.sqrt(np.mean(spreads)) if spreads else 0.0, LOSS_NOISE_FLOOR)
     noise /= math.sqrt(seeds)
     line_sse = _line(x, y)[0]
-    best = None
-    for j in range(1, len(ks) - 2):  # the knee ks[j] ends the first segment, opens the second
-        (sse_before, before), (sse_after, after) = (
-            _line(x[: j + 1], y[: j + 1]),
-            _line(x[j:], y[j:]),
-        )
-        if best is None or sse_before + sse_after < best[0]:
-            best = (sse_before + sse_after, ks[j], before, after)
-    sse, k, before, after = best
+    splits = []
+    for j in range(1, len(ks) - 2):  # the knee ks[j] opens the second segment
+        if j == 1:  # one width before the knee: no residual, the chord's slope
+            sse_before, before = 0.0, float((y[1] - y[0]) / (x[1] - x[0]))
+        else:
+            sse_before, before = _line(x[:j], y[:j])
+        sse_after, after = _line(x[j:], y[j:])
+        splits.append((sse_before + sse_after, ks[j], before, after))
+    good_enough = min(split[0] for split in splits) + (KNEE_TIE * noise) ** 2
+    sse, k, before, after = next(split for split in splits if split[0] <= good_enough)
     evidence = math.sqrt(max(line_sse - sse, 0.0)) / noise
     steep = before < 0 and (after >= 0 or before / after >= KNEE_SLOPE_RATIO)
     return Knee(k if evidence >= KNEE_EVIDENCE and steep else None, before, after, evidence)

@@ -111,11 +111,21 @@ def test_the_check_disagrees_in_either_direction(estimate, outcome):
 
 def test_a_knee_at_2_needs_only_k_1_before_it():
     """Rank-2 vectors' held-out losses (LatentRank's smoke check on example_data.linear(2)):
-    a 45x fall from k = 1 to 2, flat after. The segments share the knee's width, so the
-    first may be k = 1 and 2 alone."""
+    a 45x fall from k = 1 to 2, flat after: a first segment of one width reads it."""
     losses = {1: 0.2076, 2: 0.00463, 3: 0.00464, 4: 0.00463, 5: 0.00506, 6: 0.00455, 8: 0.00483}
     knee = loss_knee({k: [v] for k, v in losses.items()})
     assert knee.k == 2 and knee_outcome(knee, 2) == "agrees"
+
+
+def test_a_knee_after_a_concave_fall_is_read_at_the_rank():
+    """Rank-8 vectors of 8 equally strong directions (LatentRank's laptop check on
+    example_data.linear(8), 2 seeds, means): the loss falls slowly, then 25x from k = 7 to 8,
+    then stays flat. A line through k = 1..8 would bend; the knee opens the flat segment."""
+    falling = [0.763, 0.638, 0.521, 0.403, 0.319, 0.200, 0.109]
+    flat = [0.0045, 0.0042, 0.0041, 0.0040, 0.0039, 0.0046, 0.0041, 0.0038, 0.0043, 0.0040]
+    losses = dict(zip(range(1, 18), falling + flat, strict=True)) | {32: 0.0040}
+    knee = loss_knee({k: [v] for k, v in losses.items()})
+    assert knee.k == 8 and knee_outcome(knee, 8) == "agrees"
 
 
 def test_a_power_law_or_a_geometric_fall_has_no_knee():
