@@ -57,6 +57,7 @@ class StudySpec:
 
     def validate(self) -> StudySpec:
         """Build every config the plan could produce once, so bad values fail before Ray starts."""
+        self.base.replace(**self.overrides).validate()  # the user's values, before a variant
         for variant in self.plan.all_variants():
             self.run_config(variant, self.seeds[0])
         for seed in self.seeds:
