@@ -201,9 +201,9 @@ class RankEstimate(AlphaEscalation):
 
     def largest_check(self) -> list[Variant]:
         """What the plan is priced with before the estimate is known: the check's runs for an
-        estimate of 4 at d = 64 (15 widths) and vanilla, each explicit one at k = 1 so it is
+        estimate of 8 at d = 64 (22 widths) and vanilla, each explicit one at k = 1 so it is
         valid at any d (the autoencoder around the bottleneck costs the same at every k)."""
-        check = self.knee_variants(4, 64)
+        check = self.knee_variants(8, 64)
         return [{**v, "k": 1} if v["bottleneck"] == "explicit" else v for v in check]
 
     def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]:
