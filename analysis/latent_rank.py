@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rankae.config import CONV_CHANNELS, ConfigError, RunConfig
-from rankae.engine import load_run_data
+from rankae.engine import RunData, load_run_data
 from rankae.userdata import UserDataError, load_user_data
 from rankae.vectorized import VectorizedTrainer
 
@@ -37,9 +37,11 @@ from .rank_estimate import (
     RankAnswer,
     check_budget,
     check_variants,
+    emergence_table,
     trials_answer,
     verdict,
 )
+from .settle import settledness
 
 PRESETS = ("laptop", "full", "smoke")
 DEPTHS = {  # kind -> preset -> the depths N
@@ -117,7 +119,9 @@ class LatentRank:
       dimension_  the rank most runs found, or NaN when they split ("no single rank")
       answer_     the `RankAnswer` (every rank's count, how many runs settled), or None
       verdict_    the sentence the study's report gives, with what the check says
-      runs_       every run's final metrics (the trial frame the report reads)
+      runs_       every run's final metrics (the trial frame the report reads), with the
+                  step each of its W_e directions emerged (we_emergence)
+      emergence_  per run of the estimate: when each direction emerged (`emergence_table`)
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class LatentRank:
         stable = self.answer_ is not None and self.answer_.stable
         self.dimension_ = float(self.answer_.rank) if stable else math.nan
         self.verdict_ = verdict(self.runs_)
+        self.emergence_ = emergence_table(self.runs_)
         return self
 
     def settings(self, data_path: str) -> RunConfig:
@@ -178,18 +183,29 @@ class LatentRank:
                 break
         return rows
 
-    def _rung(self, config: RunConfig, data: object, seeds: int | None = None) -> list[dict]:
-        """`config` for every seed (the first `seeds`), side by side; each run's final
-        metrics as a frame row."""
+    def _rung(self, config: RunConfig, data: RunData, seeds: int | None = None) -> list[dict]:
+        """`config` for every seed (the first `seeds`), side by side (`train_rung`)."""
         chosen = self._seeds(data_kind(config))[:seeds]
-        configs = [config.replace(seed=seed).validate() for seed in chosen]
-        group = VectorizedTrainer(configs, "cpu", data=data)
-        final: list[dict] = [{} for _ in configs]
-        for records in group.run():
-            for k, record in enumerate(records):
-                if record is not None:
-                    final[k] = record.metrics()
-        for k, metrics in enumerate(final):
-            if not metrics["diverged"]:
-                metrics["eval_loss"] = group.member_trainer(k).eval_loss()
-        return [run_row(run, metrics, False) for run, metrics in zip(configs, final, strict=True)]
+        return train_rung([config.replace(seed=seed).validate() for seed in chosen], data)
+
+
+def train_rung(configs: list[RunConfig], data: RunData) -> list[dict]:
+    """Runs of one config that differ in seed, side by side (`rankae.vectorized`); each run's
+    final metrics as a frame row, with its held-out loss and when its directions emerged."""
+    group = VectorizedTrainer(configs, "cpu", data=data)
+    final: list[dict] = [{} for _ in configs]
+    for records in group.run():
+        for k, record in enumerate(records):
+            if record is not None:
+                final[k] = record.metrics()
+    rows = []
+    for k, (run, metrics) in enumerate(zip(configs, final, strict=True)):
+        trainer = group.member_trainer(k)
+        if not metrics["diverged"]:
+            metrics["eval_loss"] = trainer.eval_loss()
+        rows.append(run_row(run, metrics, False))
+        per_epoch = trainer.step // max(trainer.epoch, 1)
+        state = settledness(trainer.spectra, per_epoch, run.rank_threshold)
+        if state is not None:  # as the study's report reads it (`settledness_table`)
+            rows[-1]["we_emergence"] = state.emergence
+    return rows

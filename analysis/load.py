@@ -385,8 +385,8 @@ def load_search_record(parent_run_id: str, tracking_uri: str | None, folder: Pat
 
 
 def load_codes(run_id: str, tracking_uri: str | None = None) -> np.ndarray | None:
-    """A vanilla run's codes of its training split on a user's data (`CODES_ARTIFACT`), or
-    None for a run that kept none."""
+    """A vanilla or sub-network run's codes of its training split on a user's data
+    (`CODES_ARTIFACT`), or None for a run that kept none."""
     client, _ = connect(tracking_uri)
     with tempfile.TemporaryDirectory() as folder, _quiet_downloads():
         try:

@@ -28,6 +28,7 @@ directions (`knee_outcome`): agrees / estimate too high / estimate too low / no 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -298,6 +299,36 @@ def per_depth_table(trials: pd.DataFrame) -> pd.DataFrame:
         }
         for row, rung in largest_stable_rungs(trials)
     ]
+    return pd.DataFrame(rows)
+
+
+def emergence_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per run of the estimate (each N's largest stable rung, by seed): the step at which each
+    of its W_e directions emerged for good (`rankae.settle.emergence_steps`), the longest
+    wait between two emergences, and how long its last rank then held, beside whether it
+    settled. Greedy learning's plateaus grow; a hold short of the longest wait is why a run
+    is not settled. Empty where no run logged W_e's spectra."""
+    rows = []
+    for row, rung in largest_stable_rungs(trials):
+        if "we_emergence" not in rung:
+            continue
+        for run in rung.itertuples():
+            emerged = run.we_emergence
+            if not isinstance(emerged, tuple) or not emerged:
+                continue
+            waits = [b - a for a, b in itertools.pairwise(emerged)]
+            rows.append(
+                {
+                    "N": row.depth,
+                    "α": run.alpha,
+                    "seed": run.seed,
+                    "W_e rank": len(emerged),
+                    "directions emerged at step": ", ".join(f"{s:,}" for s in emerged),
+                    "longest wait between two": f"{max(waits):,}" if waits else "-",
+                    "held after the last": f"{int(run.step) - emerged[-1]:,}",
+                    "settled": "-" if _missing(run.settled) else ("yes" if run.settled else "no"),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -62,7 +62,9 @@ from .rank_estimate import (
     MODE_SHARE,
     RANK_STUDY,
     answer_table,
+    emergence_table,
     knee_table,
+    largest_stable_rungs,
     per_depth_table,
     trials_answer,
     verdict,
@@ -284,17 +286,27 @@ def training_inputs(run_id: str, tracking_uri: str) -> np.ndarray:
 
 def estimator_sources(trials: pd.DataFrame, tracking_uri: str) -> list[tuple[str, np.ndarray]]:
     """(name, samples) the established estimators run on: the training split of the vanilla
-    autoencoder's first healthy seed (without one, of the first healthy run) and that run's
-    codes of it (`CODES_ARTIFACT`), row for row; none without a healthy run."""
+    autoencoder's first healthy seed (without one, of the first healthy run), that run's
+    codes of it and those of the estimate's first run (the smallest N's largest stable
+    alpha, first seed) (`CODES_ARTIFACT`), row for row; none without a healthy run."""
     runs = healthy(trials).dropna(subset=["data_path"]).sort_values("seed")
     if runs.empty:
         return []
     vanilla = runs[runs["bottleneck"] == "vanilla"]
     reference = (vanilla if len(vanilla) else runs)["run_id"].iloc[0]
     sources = [("the inputs", training_inputs(reference, tracking_uri))]
-    codes = load_codes(reference, tracking_uri) if len(vanilla) else None
-    if codes is not None:  # None: a run written before the codes were kept
-        sources.append(("vanilla codes", codes))
+    coded = [("vanilla codes", reference)] if len(vanilla) else []
+    estimate = [healthy(rung) for _, rung in largest_stable_rungs(trials)]
+    estimate = [rung for rung in estimate if len(rung)]
+    if estimate:
+        first = estimate[0].sort_values("seed").iloc[0]
+        depth, seed = int(first.depth), int(first.seed)
+        name = f"orthogonal codes (N = {depth}, α = {first.alpha:g}, seed {seed})"
+        coded.append((name, first.run_id))
+    for name, run_id in coded:
+        codes = load_codes(run_id, tracking_uri)
+        if codes is not None:  # None: a run written before the codes were kept
+            sources.append((name, codes))
     return sources
 
 
@@ -362,6 +374,13 @@ def rank_section(
     written = []
     depths = per_depth_table(trials)
     written += show_table(doc, depths, tables, "rank_per_depth")
+    emergence = emergence_table(trials)
+    if not emergence.empty:
+        doc.paragraph(
+            "When each direction emerged: W_e's rank read once per epoch, a direction counted "
+            f"from the step after which the rank never fell below it again. {SETTLED_RULE}."
+        )
+        written += show_table(doc, emergence, tables, "rank_emergence")
     doc.heading("The check: explicit bottleneck around the estimate")
     doc.paragraph(
         "The reconstruction loss of d -> k -> d should fall steeply up to the data's rank "
@@ -386,7 +405,8 @@ def rank_section(
         "analysis/intrinsic.py says how each is run. On the inputs: the training split of "
         f"{data.describe() if data else 'not recorded'}; on the vanilla codes: its d-wide "
         "codes of that split, where the autoencoder has already removed what it cannot "
-        "reconstruct. Both are estimated on the same samples."
+        "reconstruct; on the orthogonal codes: one run of the estimate's codes of that split, "
+        "whose linear rank the sub-network has cut. All are estimated on the same samples."
     )
     estimators, scales = estimators_table(trials, tracking_uri)
     written += show_table(doc, estimators, tables, "rank_estimators")

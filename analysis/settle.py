@@ -26,7 +26,7 @@ import torch
 
 from rankae.rank import normalize_spectrum, rank_from_spectrum
 from rankae.settle import SETTLED_RULE as RANK_SETTLED_RULE
-from rankae.settle import SETTLED_STEPS, is_settled, rank_holds, spectral_gap
+from rankae.settle import SETTLED_STEPS, emergence_steps, is_settled, rank_holds, spectral_gap
 
 DEGRADED_LOSS_FRACTION = 0.4
 
@@ -72,6 +72,11 @@ class Settledness:
     def settled(self) -> bool:
         return is_settled(*rank_holds(self.steps, self.ranks), self.gap)
 
+    @property
+    def emergence(self) -> tuple[int, ...]:
+        """The step each of the final rank's directions emerged for good (`emergence_steps`)."""
+        return emergence_steps(self.steps, self.ranks)
+
     def switch(self, patience: int = SETTLED_STEPS) -> tuple[int, int] | None:
         """(epoch, k) of the switch a two-stage run with this patience would have made."""
         found = switch_for_patience(self.steps, self.ranks, patience)
@@ -112,8 +117,9 @@ def settledness_table(
     trials: pd.DataFrame, spectra: dict[str, list[dict[str, Any]]]
 ) -> pd.DataFrame:
     """Per run (run_id): degraded (None where the trivial loss was not recorded), and for
-    runs with W_e: we_stable_steps, we_longest_wait, we_gap, settled, and the switch a SETTLED_STEPS
-    patience would have made (switch_epoch_at_patience, switch_k_at_patience)."""
+    runs with W_e: we_stable_steps, we_longest_wait, we_gap, settled, the step each direction
+    emerged (we_emergence, a tuple), and the switch a SETTLED_STEPS patience would have made
+    (switch_epoch_at_patience, switch_k_at_patience)."""
     rows = []
     for run in trials.itertuples():
         trivial = getattr(run, "trivial_loss", math.nan)
@@ -130,6 +136,7 @@ def settledness_table(
                 we_stable_steps=state.stable_steps,
                 we_longest_wait=state.longest_wait,
                 we_gap=state.gap,
+                we_emergence=state.emergence,
                 switch_epoch_at_patience=switch[0],
                 switch_k_at_patience=switch[1],
             )

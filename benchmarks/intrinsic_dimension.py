@@ -295,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     print(f"# intrinsic-dimension benchmark: {header()}\n")
     if args.speed:
-        print(speed(args.baseline).to_markdown(index=False))
+        timed = speed(args.baseline)
+        print(timed.to_markdown(index=False))
+        if args.json:
+            args.json.write_text(json.dumps({"header": header(), "rows": timed.to_dict("records")}))
         return 0
     chosen = smoke_datasets() if args.smoke else datasets()
     if args.only:

@@ -57,6 +57,24 @@ def rank_holds(steps: Sequence[int], ranks: Sequence[int]) -> tuple[int, int]:
     return int(steps[-1] - opened), int(longest)
 
 
+def emergence_steps(steps: Sequence[int], ranks: Sequence[int]) -> tuple[int, ...]:
+    """The step at which each of the final rank's directions emerged for good: for i = 1 ...
+    ranks[-1], the first record's step from which the rank never fell below i again.
+
+    Records are (step, rank) pairs in order, one per epoch, so a step is known to within an
+    epoch; a direction present from the first record (e.g. a scaled orthogonal init's full
+    rank that never collapsed below it) gets the first record's step.
+    """
+    if not ranks:
+        return ()
+    emerged, floor = [0] * int(ranks[-1]), math.inf  # floor: the lowest rank from here on
+    for i in range(len(ranks) - 1, -1, -1):
+        floor = min(floor, ranks[i])
+        for direction in range(1, min(int(floor), len(emerged)) + 1):
+            emerged[direction - 1] = int(steps[i])
+    return tuple(emerged)
+
+
 def is_settled(held: int, longest_wait: int, gap: float) -> bool:
     """The rule above, from `rank_holds` and `spectral_gap`."""
     return held >= max(SETTLED_STEPS, TRANSIT_FACTOR * longest_wait) and gap >= SETTLED_GAP

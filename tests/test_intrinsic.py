@@ -227,16 +227,21 @@ def test_the_report_sets_the_training_split_beside_the_vanilla_codes(tmp_path, m
             "status": ["FINISHED"] * 4,
             "diverged": [False, False, False, True],
             "data_path": [params["data_path"]] * 4,
+            "depth": [8, None, None, None],
+            "alpha": [300.0, None, None, None],
+            "epoch": [30, 30, 30, 2],
         }
     )
     mixing = np.random.default_rng(9).normal(size=(6, 8))
-    codes = {"vanilla-seed-0": inputs @ mixing}  # rank 3 as well, row for row
+    # rank 3 as well, row for row; the orthogonal run's codes keep two of the three
+    codes = {"vanilla-seed-0": inputs @ mixing, "net-0": inputs @ mixing[:, :2] @ mixing[:2]}
     monkeypatch.setattr(report, "trials_answer", lambda _trials: None)
     monkeypatch.setattr(report, "load_codes", lambda run_id, _uri: codes.get(run_id))
     table, scales = report.estimators_table(trials, "uri")
     assert read[-1] == "vanilla-seed-0"
     assert list(table.columns) == ["estimator", "on", "dimension", "error", "seconds", "notes"]
-    assert table["on"].unique().tolist() == ["the inputs", "vanilla codes"]
-    assert scales["on"].unique().tolist() == ["the inputs", "vanilla codes"]
+    sources = ["the inputs", "vanilla codes", "orthogonal codes (N = 8, α = 300, seed 0)"]
+    assert table["on"].unique().tolist() == sources
+    assert scales["on"].unique().tolist() == sources
     assert table["notes"].str.startswith("the training split's 60 samples; ").all()
-    assert table[table["estimator"] == "PCA 95%"]["dimension"].tolist() == ["3.0", "3.0"]
+    assert table[table["estimator"] == "PCA 95%"]["dimension"].tolist() == ["3.0", "3.0", "2.0"]

@@ -22,6 +22,11 @@ def test_linear_rank_r_vectors_give_exactly_r(rank):
     estimate = LatentRank(preset="smoke", epochs=100, check=False).fit(x)
     assert estimate.dimension_ == rank and estimate.answer_.counts == ((rank, 1),)
     assert set(estimate.runs_["bottleneck"]) == {"linear_net"}
+    run = estimate.runs_.iloc[0]  # when each of W_e's directions emerged, in order, in the run
+    emerged = list(run["we_emergence"])
+    assert len(emerged) == run["we_rank"] >= rank
+    assert emerged == sorted(emerged) and emerged[-1] <= run["step"]
+    assert list(estimate.emergence_["seed"]) == [0]
 
 
 def test_the_check_runs_beside_the_estimate_on_held_out_loss():

@@ -20,7 +20,14 @@ from analysis.verdicts import (
     paired_noise_sd,
     seed_curve,
 )
-from rankae.settle import SETTLED_GAP, SETTLED_STEPS, TRANSIT_FACTOR, rank_holds, spectral_gap
+from rankae.settle import (
+    SETTLED_GAP,
+    SETTLED_STEPS,
+    TRANSIT_FACTOR,
+    emergence_steps,
+    rank_holds,
+    spectral_gap,
+)
 
 ACC = TASKS[0]  # acc_best, higher is better, floor 0.01
 
@@ -162,6 +169,13 @@ def test_a_rank_holds_from_its_last_change_and_remembers_its_longest_wait():
     assert rank_holds(steps, ranks) == (100, 200)  # 5 since 400; 4 waited 200..400
     assert rank_holds(steps, [3, 4, 4, 5, 6]) == (0, 200)
     assert rank_holds(steps, [7] * 5) == (400, 0) and rank_holds([], []) == (0, 0)
+
+
+def test_each_direction_emerges_where_the_rank_last_rose_past_it_for_good():
+    steps, ranks = [100, 200, 300, 400, 500, 600, 700, 800], [16, 1, 2, 2, 3, 2, 3, 3]
+    # the init's full rank collapses to 1; 2 holds from 300; 3 drops back once, holds from 700
+    assert emergence_steps(steps, ranks) == (100, 300, 700)
+    assert emergence_steps([10, 20], [0, 0]) == () and emergence_steps([], []) == ()
 
 
 def spectra(ranks: list[int], gap: float = 1000.0, width: int = 16) -> list[dict]:

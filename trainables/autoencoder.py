@@ -127,8 +127,9 @@ def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -
         save_reconstructions(trainer, folder / "reconstructions.png")
         if trainer.config.downstream:
             downstream.update(evaluate_downstream(trainer, folder))
-        if trainer.config.dataset == "user" and trainer.config.bottleneck == "vanilla":
-            # a rank estimate's report runs the established estimators on these codes too
+        if trainer.config.dataset == "user" and trainer.config.bottleneck != "explicit":
+            # a rank estimate's report runs the established estimators on the vanilla and
+            # the orthogonal runs' codes too
             codes = trainer.codes(trainer.data.train.images)
             np.save(folder / CODES_ARTIFACT, codes.cpu().numpy())
     (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
