@@ -32,11 +32,20 @@ def overview(trials: pd.DataFrame, preset: str = "full") -> list[str]:
             "pipeline and are not evidence for or against the paper."
         )
     elif preset in ("laptop", "desktop"):
+        sizes = sorted({int(n) for n in trials.get("n_train", pd.Series()).dropna()})
+        split = "/".join(f"{n:,}" for n in sizes) or "a subset of the"
+        fid = "fid" in trials and trials["fid"].notna().any()
         lines.append(
-            f"This is a --preset {preset} invocation (a 6,000-image training subset, FID and "
-            "KID from a few hundred samples): it shows what that scale finds, not the paper's "
-            "60,000-image 200-epoch values; its FIDs compare only within a seed and at the "
-            "same sample count (KID has no small-sample bias)."
+            f"This is a --preset {preset} invocation ({split} training samples"
+            + (", FID and KID from a few hundred samples" if fid else "")
+            + "): it shows what that scale finds, not what the full tier's whole training "
+            "set and epochs would"
+            + (
+                "; its FIDs compare only within a seed and at the same sample count (KID has "
+                "no small-sample bias)."
+                if fid
+                else "."
+            )
         )
     if len(seeds) == 1:
         lines.append("One seed per configuration: no spread is known; ± columns are empty.")

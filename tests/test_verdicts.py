@@ -264,3 +264,14 @@ def test_downstream_findings_compare_configurations_on_the_seeds_they_share():
     assert (
         "best orthogonal N=16 α=100 (0.93)" in line and "worst orthogonal N=16 α=300 (0.92)" in line
     )
+
+
+def test_the_overview_names_the_scale_the_runs_used_and_fid_only_where_measured():
+    from analysis.findings import overview
+
+    rows = [run("orthogonal", s, 0.9, 8, depth=8, alpha=300.0, n_train=n, elapsed_s=1.0)
+            for s, n in ((0, 1437), (1, 1437))]  # fmt: skip
+    vectors = overview(frame(rows), preset="laptop")[1]
+    assert "(1,437 training samples)" in vectors and "FID" not in vectors
+    images = overview(frame(rows).assign(n_train=6000, fid=[40.0, 41.0]), preset="desktop")[1]
+    assert "(6,000 training samples, FID and KID" in images and "within a seed" in images
