@@ -221,7 +221,9 @@ def test_every_studys_report_is_written_from_its_smoke_results(studies, name, tm
     if name in DATA:  # the answer, its check and the established estimators beside it
         for heading in ("Latent-rank estimate", "The check", "Side by side"):
             assert f"## {heading}" in report, heading
-        assert "TwoNN" in (tables / "rank_estimators.csv").read_text()
+        estimators = (tables / "rank_estimators.csv").read_text()
+        assert "TwoNN" in estimators and "orthogonal codes (N = 8" in estimators
+        assert "directions emerged at step" in (tables / "rank_emergence.csv").read_text()
         assert (out / "rank_knee.png").is_file()
     if name in PAIRS:
         assert PAIRS[name] in report  # the implicit rank is read against that baseline
