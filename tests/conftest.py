@@ -98,13 +98,3 @@ class SmokeStudies:
 @pytest.fixture(scope="session")
 def smoke_studies(ray_local, tmp_path_factory) -> SmokeStudies:
     return SmokeStudies(tmp_path_factory.mktemp("smoke_studies"))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `-n` (pyproject's addopts, `--dist loadgroup`): a test file's tests stay in one
-    worker (its module fixtures train once), and every test that reads the smoke studies
-    shares one worker with them (each study runs once per session, in one folder)."""
-    for item in items:
-        shares = "smoke_studies" in getattr(item, "fixturenames", ())
-        group = "smoke_studies" if shares else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
