@@ -24,6 +24,14 @@ import torch.nn.functional as F
 IMAGE_SIZE = 32
 DATA_ROOT_ENV = "RANKSTUDY_DATA_ROOT"
 SPLITS = ("train", "test")
+# Images per split of each named dataset, what the cost model prices without loading them:
+# the official splits, and sklearn's 1,797 digits with every 5th image as the test split
+# (`_load_digits`; tests/test_data.py checks each against what its loader returns)
+SPLIT_SIZES = {
+    "mnist": {"train": 60_000, "test": 10_000},
+    "cifar10": {"train": 50_000, "test": 10_000},
+    "digits": {"train": 1_437, "test": 360},
+}
 
 
 class DataNotFoundError(RuntimeError):

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rankae.config import RunConfig
+from rankae.data import SPLIT_SIZES
 from trainables.contract import member_run_configs
 
 from .spec import StudySpec
 
-TRAIN_SIZE = {"mnist": 60_000, "cifar10": 50_000, "digits": 1_438}
-TEST_SIZE = {"mnist": 10_000, "cifar10": 10_000, "digits": 359}
+TRAIN_SIZE = {name: sizes["train"] for name, sizes in SPLIT_SIZES.items()}
+TEST_SIZE = {name: sizes["test"] for name, sizes in SPLIT_SIZES.items()}
 CHECKPOINT_MB = {"linear": 0.1, "mlp": 1.0, "mnist_conv": 50.0, "cifar_conv": 50.0}  # per trial
 
 

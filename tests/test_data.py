@@ -10,7 +10,14 @@ import pytest
 import torch
 from cifar10_fixture import write_cifar10
 
-from rankae.data import DATA_ROOT_ENV, DataNotFoundError, ImageSet, load_images, synthetic_low_rank
+from rankae.data import (
+    DATA_ROOT_ENV,
+    SPLIT_SIZES,
+    DataNotFoundError,
+    ImageSet,
+    load_images,
+    synthetic_low_rank,
+)
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -55,7 +62,7 @@ def test_mnist_from_the_official_files(
     mnist: dict[str, ImageSet], split: str, counts: list[int]
 ) -> None:
     data = mnist[split]
-    assert len(data) == sum(counts) == {"train": 60_000, "test": 10_000}[split]
+    assert len(data) == sum(counts) == SPLIT_SIZES["mnist"][split]  # what the cost model prices
     assert data.images.shape == (len(data), 1, 32, 32) and data.images.dtype == torch.float32
     assert data.images.min() >= 0.0 and data.images.max() <= 1.0
     assert data.images.max() > 0.99  # scaled to [0, 1], not left at [0, 255] or shrunk
@@ -72,6 +79,7 @@ def test_mnist_limit_takes_the_first_images(mnist: dict[str, ImageSet]) -> None:
 def test_digits_need_no_download() -> None:
     train, test = load_images("digits", "train"), load_images("digits", "test")
     assert len(train) + len(test) == 1797 and len(test) == 360  # every 5th image
+    assert {"train": len(train), "test": len(test)} == SPLIT_SIZES["digits"]
     for data in (train, test):
         assert data.images.shape[1:] == (1, 32, 32)
         assert data.images.min() >= 0.0 and data.images.max() <= 1.0
