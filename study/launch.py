@@ -208,7 +208,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         log.warning(
             "%s: interrupted before the plan finished; continue with: "
             "python -m study.run %s --resume %s",
-            spec.name, spec.name, run_name,
+            spec.name, options.get("name", spec.name), run_name,  # a study file by its path
         )  # fmt: skip
         return 128 + received[0] if received else 130  # as a shell reports the signal
     where = {

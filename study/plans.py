@@ -30,9 +30,10 @@ from search_spaces import Variant
 if TYPE_CHECKING:
     from ray.tune.search import Searcher
 
+    from trainables.contract import Completed
+
     from .spec import StudySpec
 
-Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]  # config, result, errored
 Outcome = tuple[str, pd.DataFrame, dict[str, float]]  # title, table, parent-run metrics
 
 

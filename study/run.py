@@ -30,8 +30,8 @@ from . import kinds
 from .cost import estimate
 from .invocations import check_unchanged, content_digests, find_invocation
 from .kinds import OneLineParser
-from .spec import StudySpec, parse_override
-from .studies import TIERS, config, load, names, presets, takes_data
+from .spec import StudySpec, parse_grid, parse_override
+from .studies import TIERS, config, is_study_file, load, names, presets, study_name, takes_data
 from .table import aligned
 
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
@@ -44,7 +44,7 @@ class UsageError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     """Every option declares its kind (`study.kinds`), which is its check."""
     p = OneLineParser(prog="python -m study.run", description=__doc__.split("\n")[0])
-    p.add_argument("name", nargs="?", help="a study name (see --list)")
+    p.add_argument("name", nargs="?", help="a study name (see --list) or a study file NAME.py")
     p.add_argument("--list", action="store_true", help="list the named studies and exit")
     p.add_argument("--keys", action="store_true", help="list the --set keys and exit")
     p.add_argument(
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated seeds, or a count n for 0..n-1")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a run-config value in every trial (repeatable)")  # fmt: skip
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="sweep a run-config value (repeatable): the product of the --grid "
+                   "values replaces the study's plan, on its base settings")  # fmt: skip
     p.add_argument("--cpus-per-trial", type=kinds.cpus)
     p.add_argument("--gpus-per-trial", type=kinds.gpus, help="fractions pack trials on one GPU")
     p.add_argument("--seeds-per-trial", metavar="K|auto", type=kinds.per_trial,
@@ -116,6 +119,9 @@ def resolve_spec(options: dict[str, Any]) -> StudySpec:
         spec = replace(spec, seeds=tuple(seeds))
     overrides = dict(parse_override(item) for item in options.get("set", []))
     spec = spec.with_overrides(overrides)
+    axes = [parse_grid(item) for item in options.get("grid", [])]
+    if axes:
+        spec = spec.with_grid(axes)
     per_trial = options.get("seeds_per_trial")
     if per_trial not in (None, "auto"):
         spec = replace(spec, seeds_per_trial=int(per_trial))
@@ -252,7 +258,8 @@ def describe_plan(spec: StudySpec) -> str:
         labels = f" labels_path={base.labels_path}" if base.labels_path else ""
         data = f"data_path={base.data_path}{labels} architecture={base.architecture} {data}"
     lines.append(
-        f"base: dataset={base.dataset} {data} epochs={base.epochs} optimizer={base.optimizer} "
+        f"base: dataset={base.dataset} {data} bottleneck={base.bottleneck} init={base.init} "
+        f"epochs={base.epochs} optimizer={base.optimizer} "
         f"lr={base.lr:g} (divided by N where depth_lr_scaling) dtype={base.dtype} "
         f"init_scale={base.init_scale:g} two_stage={base.two_stage} "
         f"patience_steps={base.patience_steps}"
@@ -265,6 +272,9 @@ def describe_plan(spec: StudySpec) -> str:
         )
     if spec.overrides:
         lines.append(f"--set overrides: {spec.overrides}")
+    if spec.grid:
+        axes = " ".join(f"{key}={','.join(map(str, values))}" for key, values in spec.grid)
+        lines.append(f"--grid {axes}: replaces the plan of {spec.name}")
     lines += spec.plan.describe(len(spec.seeds))
     if spec.plan.groups_seeds:
         per_trial = spec.seeds_per_trial or "auto (1 on CPU; on a GPU, as many as fit)"
@@ -346,14 +356,15 @@ def checked_invocation(
     if args.resume:
         load(args.name)
         check_resume_flags(parser, args)
-        invocation = find_invocation(args.name, args.resume)
+        invocation = find_invocation(study_name(args.name), args.resume)
         options = {**invocation["options"], "resume": args.resume}
         recorded = options.get("inputs", {})  # before anything reads them again
         now = content_digests(path for path in recorded if Path(path).exists())
         check_unchanged(recorded, now, invocation["run_name"])
     spec = resolve_spec(options)
     base = spec.base.replace(**spec.overrides)
-    read = [path for path in (base.data_path, base.labels_path) if path and Path(path).exists()]
+    study_file = options["name"] if is_study_file(options["name"]) else None
+    read = [p for p in (base.data_path, base.labels_path, study_file) if p and Path(p).exists()]
     options["inputs"] = content_digests(read)
     return options, spec, invocation
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
 from analysis.rank_estimate import check_budget, rank_answer, run_rank
-from trainables.contract import member_results
+from trainables.contract import Completed, member_results
 
-from .plans import Completed
-from .spec import StudySpec
+if TYPE_CHECKING:  # annotations only: at run time searchers import no other study module
+    from .spec import StudySpec
 
 
 class PickledState:

@@ -7,6 +7,8 @@ values flow one way: CLI -> StudySpec -> plan -> trial config (`trainables.contr
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,7 +16,12 @@ from typing import Any
 from rankae.config import ConfigError, RunConfig, parse_value
 from trainables.contract import trial_config
 
-from .plans import Plan, Variant
+from .plans import Grid, Plan, Variant
+
+# Variants one --grid may make: each is a trial config built in the driver's memory (and
+# validated) before anything starts, as the seeds are (`study.kinds.SEEDS_MAX`).
+GRID_MAX = 10_000
+GridAxes = tuple[tuple[str, tuple[Any, ...]], ...]  # (key, its values) per --grid
 
 
 @dataclass(frozen=True)
@@ -30,9 +37,34 @@ class StudySpec:
     checkpoint_every: int = 1  # epochs between checkpoints (1: resume loses nothing)
     seeds_per_trial: int | None = None  # seeds trained side by side per trial; None: auto
     overrides: dict[str, Any] = field(default_factory=dict)  # the user's --set values
+    grid: GridAxes = ()  # the user's --grid axes, which replaced the study's own plan
 
     def with_overrides(self, overrides: dict[str, Any]) -> StudySpec:
         return replace(self, overrides={**self.overrides, **overrides})
+
+    def with_grid(self, axes: Sequence[tuple[str, Sequence[Any]]]) -> StudySpec:
+        """`--grid key=v1,v2 ...`: the cartesian product of the axes, on the study's base
+        settings (and `--set`), replaces its plan; every seed runs every variant."""
+        axes = tuple((key, tuple(values)) for key, values in axes)
+        keys = [key for key, _ in axes]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise ConfigError(f"--grid {key}=... is given twice: list its values in one")
+            if key == "seed":
+                raise ConfigError("--grid seed=... is not allowed: give seeds with --seeds")
+            if key in self.overrides:
+                raise ConfigError(
+                    f"--grid {key}=... and --set {key}={self.overrides[key]!r} contradict "
+                    "each other: give one of them"
+                )
+        size = math.prod(len(values) for _, values in axes)
+        if size > GRID_MAX:
+            raise ConfigError(
+                f"--grid makes {size:,} variants: at most {GRID_MAX:,} in one invocation"
+            )
+        combos = itertools.product(*(values for _, values in axes))
+        variants = [dict(zip(keys, combo, strict=True)) for combo in combos]
+        return replace(self, plan=Grid(variants), grid=axes)
 
     def run_config(self, variant: Variant, seed: int) -> RunConfig:
         """base | --set overrides | variant | seed, validated. `--set` may not name a key the
@@ -97,3 +129,22 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, parse_value(key, raw)
     except ConfigError as err:
         raise ConfigError(f"--set {err} (python -m study.run --keys describes each)") from None
+
+
+def parse_grid(text: str) -> tuple[str, tuple[Any, ...]]:
+    """`--grid key=v1,v2,...` -> (key, typed values), each typed as `--set` types it; a value
+    given twice would run the same trials twice, so it is refused."""
+    if "=" not in text:
+        raise ConfigError(f"--grid {text!r} is not key=value1,value2,...")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    parts = [part for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise ConfigError(f"--grid {text!r} gives no values: key=value1,value2,...")
+    try:
+        values = tuple(parse_value(key, part) for part in parts)
+    except ConfigError as err:
+        raise ConfigError(f"--grid {err} (python -m study.run --keys describes each)") from None
+    repeated = sorted({repr(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise ConfigError(f"--grid {text!r} repeats {', '.join(repeated)}: give each value once")
+    return key, values

@@ -11,9 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.load import run_row, tidy_trials
-from trainables.contract import member_results, member_run_configs
-
-from .plans import Completed
+from trainables.contract import Completed, member_results, member_run_configs
 
 
 def trials_frame(trials: Completed) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """The packages depend one way: study -> trainables -> rankae, study -> analysis -> rankae,
 search_spaces is data; rankae imports no Ray. Read from the source's imports (function-level
-and type-checking ones included), so a lazy import cannot hide a cycle."""
+and type-checking ones included), so a lazy import cannot hide a cycle. Within the packages,
+no module imports one that imports it back, at any depth (a function-level import counts:
+it is how a circle hides)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,68 @@ def test_the_package_graph_has_no_cycle() -> None:
 
     for package in PACKAGES:
         visit(package, ())
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import that can run: at module level or in a function, not under TYPE_CHECKING
+    (annotations only, never executed)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def walk(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
+                for other in child.orelse:
+                    walk(other)
+            elif isinstance(child, ast.Import | ast.ImportFrom):
+                found.append(child)
+            else:
+                walk(child)
+
+    walk(tree)
+    return found
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each project module -> the project modules it imports (relative imports resolved; `from
+    package import name` is the module `package.name` where that is one, else `package`)."""
+    paths = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+    edges: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets = set()
+        for node in runtime_imports(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+                continue
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
+            targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base
+                        for a in node.names}  # fmt: skip
+        edges[name] = {t for t in targets if t in paths and t != name}
+    return edges
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    edges = module_imports()
+    assert {"study.spec", "study.searchers", "study.plans"} <= set(edges)
+    assert "study.plans" in edges["study.spec"]  # the resolution sees real edges
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import circle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for below in sorted(edges[module]):
+                visit(below, (*path, module))
+            done.add(module)
+
+    for module in sorted(edges):
+        visit(module, ())
 
 
 def test_the_model_package_imports_no_ray() -> None:

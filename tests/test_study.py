@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -160,3 +161,40 @@ def test_escalation_stops_at_the_first_diverging_alpha(ray_local, tmp_path, caps
     assert parent.data.metrics["divergence_alpha_N4"] == 8.0
     out = capsys.readouterr().out
     assert "alpha escalation" in out and "2, 4, 6, 8" in out
+
+
+# -- a user's own sweep: --grid, and a study file outside the package ----------------------
+def test_grid_replaces_the_plan_with_the_product_of_its_values(tmp_path):
+    out = run_cli("linear_alpha_sweep", "--smoke", "--dry-run", "--grid", "depth=4,8",
+                  "--grid", "alpha=1,2", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "grid: 4 configs x 1 seeds" in out.stdout and "4 runs" in out.stdout
+    variants = [line.strip() for line in out.stdout.splitlines() if line.startswith("  {")]
+    assert variants == [f"{{'depth': {n}, 'alpha': {a}}}" for n in (4, 8) for a in (1.0, 2.0)]
+    assert "--grid depth=4,8 alpha=1.0,2.0: replaces the plan of linear_alpha_sweep" in out.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_study_file_outside_the_package_runs_resumes_and_reports(ray_local, tmp_path):
+    """README's example study file, copied where a user keeps their own: --dry-run, --smoke
+    end to end, --resume (finished: nothing to run; the file changed: refused), the report."""
+    from analysis.report import main as report_main
+    from study.run import main
+
+    study_file = tmp_path / "init_scale.py"
+    study_file.write_text((REPO / "examples" / "init_scale.py").read_text())
+    plan = run_cli("init_scale.py", "--smoke", "--dry-run", cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "study init_scale" in plan.stdout and "grid: 2 configs x 1 seeds" in plan.stdout
+    with contextlib.chdir(tmp_path):
+        assert main(["init_scale.py", "--smoke"]) == 0
+        runs = trial_runs(tmp_path / "mlflow.db", "init_scale")
+        assert sorted(float(r.data.params["init_scale"]) for r in runs) == [1e-3, 1.0]
+        assert all(r.info.status == "FINISHED" for r in runs)
+        assert main(["init_scale.py", "--resume"]) == 0  # the plan was done: nothing more
+        assert len(trial_runs(tmp_path / "mlflow.db", "init_scale")) == 2
+        assert report_main(["init_scale", "--out", "report", "--no-log"]) == 0
+        assert (tmp_path / "report" / "report.md").exists()
+    study_file.write_text(study_file.read_text() + "\n# edited\n")
+    changed = run_cli("init_scale.py", "--resume", cwd=tmp_path)
+    assert changed.returncode == 2 and "init_scale.py changed since" in changed.stderr

@@ -24,6 +24,9 @@ MEMBERS_KEY = "members"
 CHECKPOINT_EVERY_KEY = "checkpoint_every"
 ARTIFACT_DIR = "artifacts"
 STATE_FILE = "trainer.pt"
+# the finished trials of a study as Tune's ResultGrid gives them: (config, final result or
+# None, errored) per trial; what a plan's completion and the results table read
+Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]
 
 
 def trial_config(run: RunConfig, seeds: Sequence[int], checkpoint_every: int) -> dict[str, Any]:

@@ -70,6 +70,28 @@ OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:
         (["mnist_explicit", "--smoke", "--set", "gmm_components=300"], "gmm_components=300 is"),
         (["linear_depth_sweep", "--preset", "laptop"], "preset 'laptop' is not offered"),
         (["mnist_explicit", "--smoke", "--preset", "laptop"], "--smoke contradicts --preset"),
+        # --grid: each value typed and checked as --set's, the product bounded
+        (["linear_alpha_sweep", "--grid", "depth=4,x"], "--grid depth='x' is invalid"),
+        (["linear_alpha_sweep", "--grid", "depth=4,0"], "depth=0 is invalid"),
+        (["linear_alpha_sweep", "--grid", "depth=4,4"], "repeats 4: give each value once"),
+        (["linear_alpha_sweep", "--grid", "depth"], "is not key=value1,value2"),
+        (["linear_alpha_sweep", "--grid", "depth=,"], "gives no values"),
+        (["linear_alpha_sweep", "--grid", "seed=1,2"], "give seeds with --seeds"),
+        (["linear_alpha_sweep", "--grid", "depth=2", "--grid", "depth=3"], "is given twice"),
+        (["linear_alpha_sweep", "--grid", "depth=2,3", "--set", "depth=3"], "contradict"),
+        (
+            [
+                "linear_alpha_sweep",
+                "--grid",
+                "lr=" + ",".join(f"0.{i:03d}1" for i in range(101)),
+                "--grid",
+                "alpha=" + ",".join(str(i) for i in range(1, 101)),
+            ],
+            "--grid makes 10,100 variants: at most 10,000",
+        ),  # fmt: skip
+        # a study file: it exists, loads, has the shape of a study module
+        (["no_such_study.py"], "study file"),
+        (["linear_depth_sweep", "--grid", "nope=1,2"], "'nope' is not a config value"),
         (
             ["linear_depth_sweep", "--resume", "--set", "epochs=3", "--seeds", "2"],
             "--seeds, --set cannot change it",
