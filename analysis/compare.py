@@ -15,9 +15,8 @@ import pandas as pd
 
 from rankae.config import label
 
-from .load import order_configs
+from .load import CONFIG, order_configs
 
-CONFIG = ("method", "depth", "alpha", "k")
 SPLIT_RANKS = 2  # seeds agree when their ranks lie within this many of each other
 RANK_METRICS = ("latent_rank", "we_rank", "switch_k")  # never averaged over split seeds
 SUMMARY_METRICS = (
@@ -149,9 +148,11 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
     the counts say how many were left out.
     """
     present = [m for m in SUMMARY_METRICS if m in trials and trials[m].notna().any()]
+    keys = [*CONFIG, "variant"]  # a frame built by hand may have no variant: one each
+    trials = trials if "variant" in trials else trials.assign(variant="")
     rows = []
-    for values, group in trials.groupby(list(CONFIG), sort=False, dropna=False):
-        row = dict(zip(CONFIG, values, strict=True))
+    for values, group in trials.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, values, strict=True))
         good = healthy(group)
         row.update(
             seeds=len(group),
@@ -192,7 +193,8 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "configuration": [
-                config_label(r.method, r.depth, r.alpha, r.k) for r in summary.itertuples()
+                f"{config_label(r.method, r.depth, r.alpha, r.k)} {r.variant}".strip()
+                for r in summary.itertuples()
             ],
             "seeds": summary["seeds"],
             "diverged": summary["diverged"],

@@ -48,6 +48,7 @@ PARAM_COLUMNS = (
     "dtype",
 )
 METHOD_ORDER = ("vanilla", "explicit", *INITS)
+CONFIG = ("method", "depth", "alpha", "k")  # the bottleneck settings of a configuration
 PARAM_INTEGERS = ("latent_dim", "epochs", "n_train", "synth_rank", "classifier_labels")
 FLOAT_COLUMNS = ("wall_s", "rank_threshold")
 CONFIG_COLUMNS = ("method", "bottleneck", "init", "depth", "alpha", "k", "seed")
@@ -221,6 +222,7 @@ def _trial_row(run: Run) -> dict[str, Any]:
         **{name: metrics.get(name) for name in FINAL_METRICS},
         "wall_s": (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None,
         **{name: params.get(name) for name in PARAM_COLUMNS},
+        "settings": params,
     }
     return row
 
@@ -252,13 +254,36 @@ def run_row(run: RunConfig, result: dict[str, Any] | None, errored: bool) -> dic
         # recoveries: restarted from scratch (an unreadable checkpoint) / resumed at an epoch
         "checkpoint_discarded": bool(result.get("checkpoint_discarded", False)),
         "resumed_from_epoch": result.get("resumed_from_epoch"),
+        "settings": run.to_dict(),
     }
+
+
+def variants(frame: pd.DataFrame, settings: list[dict[str, Any]]) -> list[str]:
+    """Each run's settings beyond its bottleneck's in which the runs of its bottleneck
+    settings differ ("init_scale=0.001"; "" where none do). A study file or `--grid` may
+    sweep any setting: runs that differ in one are different configurations, not seeds of
+    one. A setting that differs only between bottlenecks (the rank check's budget) is not
+    one: the bottleneck settings already tell those runs apart."""
+    table = pd.DataFrame(settings, index=frame.index).drop(
+        columns=["seed", "bottleneck", "init", *CONFIG], errors="ignore"
+    )
+    group = frame.groupby(list(CONFIG), dropna=False, sort=False).ngroup()
+    varied = table.map(repr).groupby(group).transform("nunique") > 1  # per run and setting
+    return [
+        " ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in table.loc[run, varied.loc[run]].items()
+        )
+        for run in table.index
+    ]
 
 
 def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Trial rows -> the typed, ordered trial frame (from MLflow here; from Tune's results
-    at the end of a study, `study.table.trials_frame`)."""
+    at the end of a study, `study.table.trials_frame`), with each run's `variant`."""
+    settings = [row.pop("settings", {}) for row in rows]
     frame = pd.DataFrame(rows)
+    frame["variant"] = variants(frame, settings) if rows else []
     integers = ("depth", "k", "seed", "epoch", "step", "stage", *PARAM_INTEGERS)
     for column in frame:
         if column in integers:
@@ -271,7 +296,7 @@ def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def order_configs(frame: pd.DataFrame) -> pd.DataFrame:
     """Vanilla, explicit, then the sub-network inits; within each by N, alpha and k."""
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    keys = [c for c in ("depth", "alpha", "k", "seed") if c in frame]
+    keys = [c for c in ("depth", "alpha", "k", "variant", "seed") if c in frame]
     ordered = frame.assign(_order=frame["method"].map(rank).fillna(len(rank)))
     return ordered.sort_values(["_order", *keys], na_position="first").drop(columns="_order")
 

@@ -431,3 +431,27 @@ def test_comparing_studies_of_different_presets_is_flagged():
     assert preset_differences({"mnist_alpha_sweep": "smoke", "mnist_explicit": "smoke"}) == []
     [note] = preset_differences({"mnist_alpha_sweep": "laptop", "mnist_explicit": "smoke"})
     assert "mnist_alpha_sweep: laptop, mnist_explicit: smoke" in note and "not comparable" in note
+
+
+def test_runs_that_differ_in_any_setting_are_different_configurations_not_seeds():
+    """A study file or --grid may sweep a setting outside N, alpha and k (here W_e's init
+    scale): its runs at one seed are two configurations, each with its own row and label; a
+    setting that differs only between bottlenecks (the check's budget) labels nothing."""
+    from rankae.config import linear_synthetic
+    from study.table import trials_frame
+    from trainables.contract import trial_config
+
+    sub_network = linear_synthetic(depth=16, alpha=2.0)
+    runs = [sub_network.replace(init_scale=c) for c in (1e-3, 1.0)]
+    runs += [linear_synthetic(bottleneck="explicit", k=8, lr=0.3)]  # another lr, its own k
+    ranks = (4.0, 49.0, 8.0)
+    frame = trials_frame(
+        [(trial_config(run, [0], 1), {"members": {"0": {"latent_rank": rank}}}, False)
+         for run, rank in zip(runs, ranks, strict=True)]
+    )  # fmt: skip
+    assert sorted(frame["variant"]) == ["", "init_scale=0.001", "init_scale=1"]
+    table = summary_table(frame)
+    assert sorted(table["configuration"]) == [
+        "explicit k=8", "orthogonal N=16 α=2 init_scale=0.001", "orthogonal N=16 α=2 init_scale=1",
+    ]  # fmt: skip
+    assert not table["latent rank"].str.startswith("split").any()  # no seeds to split
