@@ -74,10 +74,18 @@ TASKS = (
 )
 
 
-def config_label(method: str, depth: Any = None, alpha: Any = None, k: Any = None) -> str:
+def config_label(
+    method: str, depth: Any = None, alpha: Any = None, k: Any = None, variant: str = ""
+) -> str:
     """'orthogonal N=16 α=300', 'explicit k=16', 'vanilla': the prose form of the one label
-    of a configuration (`rankae.config.label`)."""
-    return label(method, depth, alpha, k, prose=True)
+    of a configuration (`rankae.config.label`), then its `variant` ('... init_scale=0.001')."""
+    return f"{label(method, depth, alpha, k, prose=True)} {variant}".strip()
+
+
+def configurations(trials: pd.DataFrame) -> list[str]:
+    """The columns that tell a frame's configurations apart: the bottleneck settings and,
+    where the frame has them, the other settings its runs were swept over (`variant`)."""
+    return [*CONFIG, *(["variant"] if "variant" in trials else [])]
 
 
 def escalation_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -148,8 +156,8 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
     the counts say how many were left out.
     """
     present = [m for m in SUMMARY_METRICS if m in trials and trials[m].notna().any()]
-    keys = [*CONFIG, "variant"]  # a frame built by hand may have no variant: one each
-    trials = trials if "variant" in trials else trials.assign(variant="")
+    trials = trials if "variant" in trials else trials.assign(variant="")  # built by hand
+    keys = configurations(trials)
     rows = []
     for values, group in trials.groupby(keys, sort=False, dropna=False):
         row = dict(zip(keys, values, strict=True))
@@ -193,7 +201,7 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(
         {
             "configuration": [
-                f"{config_label(r.method, r.depth, r.alpha, r.k)} {r.variant}".strip()
+                config_label(r.method, r.depth, r.alpha, r.k, r.variant)
                 for r in summary.itertuples()
             ],
             "seeds": summary["seeds"],

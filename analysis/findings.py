@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .compare import TASKS, alpha_swept, config_label, escalation_summary, healthy, seeds_split
+from .compare import (
+    TASKS,
+    alpha_swept,
+    config_label,
+    configurations,
+    escalation_summary,
+    healthy,
+    seeds_split,
+)
 
 
 def _fmt(value: float) -> str:
@@ -18,7 +26,7 @@ def _fmt(value: float) -> str:
 
 def overview(trials: pd.DataFrame, preset: str = "full") -> list[str]:
     """How much was run, how much of it is usable, and how long it took."""
-    configs = trials.groupby(["method", "depth", "alpha", "k"], dropna=False).ngroups
+    configs = trials.groupby(configurations(trials), dropna=False).ngroups
     seeds = sorted(int(s) for s in trials["seed"].dropna().unique())
     lines = [
         f"{len(trials)} trials: {configs} configurations x seeds {seeds}; "
@@ -58,10 +66,10 @@ def rank_findings(trials: pd.DataFrame) -> list[str]:
     good = healthy(trials)
     lines = []
     for method, runs in good.groupby("method", sort=False):
-        configs = runs.groupby(["depth", "alpha", "k"], dropna=False, sort=False)
+        keys = configurations(runs)[1:]  # within the method
         parts = []
-        for (depth, alpha, k), group in configs:
-            text = f"{config_label('', depth, alpha, k)}: {_per_seed(group['latent_rank'])}"
+        for values, group in runs.groupby(keys, dropna=False, sort=False):
+            text = f"{config_label('', *values)}: {_per_seed(group['latent_rank'])}"
             if group["we_rank"].notna().any():
                 text += f" (W_e {_per_seed(group['we_rank'])})"
             parts.append(text.lstrip(": "))
@@ -126,8 +134,7 @@ def downstream_findings(trials: pd.DataFrame) -> list[str]:
     for task in TASKS:
         if task.metric not in good or good[task.metric].isna().all():
             continue
-        keys = ["method", "depth", "alpha", "k"]
-        means = good.groupby(keys, dropna=False)[task.metric].mean().dropna()
+        means = good.groupby(configurations(good), dropna=False)[task.metric].mean().dropna()
         if means.empty:
             continue
         ranked = means.sort_values(ascending=not task.higher_is_better)
@@ -189,7 +196,6 @@ def _per_seed(ranks: pd.Series) -> str:
 
 def shared_seeds(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of the seeds that every configuration of `runs` has."""
-    keys = ["method", "depth", "alpha", "k"]
-    seeds = [set(g["seed"]) for _, g in runs.groupby(keys, dropna=False)]
+    seeds = [set(g["seed"]) for _, g in runs.groupby(configurations(runs), dropna=False)]
     common = set.intersection(*seeds) if seeds else set()
     return runs[runs["seed"].isin(common)]

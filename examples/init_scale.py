@@ -6,7 +6,7 @@ The same shape as the named studies in `study/studies/`: `PRESETS` and
 
     python -m study.run examples/init_scale.py --dry-run   # the plan and its cost
     python -m study.run examples/init_scale.py --smoke     # CPU: ~1 min
-    python -m study.run examples/init_scale.py             # CPU: ~8 min on 2 cores
+    python -m study.run examples/init_scale.py             # CPU: ~7 min on 2 cores (estimate)
     python -m analysis.report init_scale                   # its report
 """
 
