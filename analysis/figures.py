@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from rankae.records import TOP_SINGULAR_VALUES
 
-from .compare import TASKS, alpha_swept, config_label, healthy
+from .compare import TASKS, alpha_swept, config_label, configurations, healthy
 from .load import METHOD_ORDER
 from .verdicts import explicit_points
 
@@ -141,17 +141,23 @@ def rank_trajectories(history: pd.DataFrame, x: str = "step") -> Figure:
         runs = history[history["method"] == method]
         k_colours = _depth_colours(sorted({int(k) for k in runs["k"].dropna()}))
         several_alphas = runs["alpha"].nunique() > 1
-        groups = runs.groupby(["depth", "alpha", "k"], dropna=False, sort=True)
-        for (depth, alpha, k), group in groups:
+        several_variants = "variant" in runs and runs["variant"].nunique() > 1
+        groups = runs.groupby(configurations(runs)[1:], dropna=False, sort=True)
+        for (depth, alpha, k, *variant), group in groups:  # variant: a swept other setting
             per_epoch = group.groupby("epoch").mean(numeric_only=True)
             spread = group.groupby("epoch").std(numeric_only=True)  # NaN with one seed
-            label = config_label("", depth, alpha if several_alphas else None, k) or method
+            shown_alpha = alpha if several_alphas else None
+            label = config_label("", depth, shown_alpha, k, *variant) or method
             colour = (
                 colours[int(depth)] if not pd.isna(depth)
                 else k_colours[int(k)] if not pd.isna(k)
                 else METHOD_STYLE[method][1]
             )  # fmt: skip
-            style = "-" if pd.isna(alpha) or not several_alphas else _alpha_style(runs, alpha)
+            style = (
+                "-" if pd.isna(alpha) or not several_alphas else _line_style(runs, "alpha", alpha)
+            )
+            if several_variants:  # the swept setting tells the lines apart (labels say which)
+                style = _line_style(runs, "variant", variant[0])
             for row, (metric, _) in enumerate(rows):
                 if per_epoch[metric].notna().any():
                     axes[row, col].plot(
@@ -193,9 +199,9 @@ def _plain_log_axis(axis: Any) -> None:
     axis.yaxis.set_minor_formatter(plain if high / low < 10 else NullFormatter())
 
 
-def _alpha_style(runs: pd.DataFrame, alpha: float) -> str:
-    alphas = sorted(runs["alpha"].dropna().unique())
-    return ("-", "--", ":", "-.")[alphas.index(alpha) % 4]
+def _line_style(runs: pd.DataFrame, column: str, value: Any) -> str:
+    values = sorted(runs[column].dropna().unique())
+    return ("-", "--", ":", "-.")[values.index(value) % 4]
 
 
 def _tasks_with_data(trials: pd.DataFrame) -> list:

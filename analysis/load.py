@@ -51,7 +51,7 @@ METHOD_ORDER = ("vanilla", "explicit", *INITS)
 CONFIG = ("method", "depth", "alpha", "k")  # the bottleneck settings of a configuration
 PARAM_INTEGERS = ("latent_dim", "epochs", "n_train", "synth_rank", "classifier_labels")
 FLOAT_COLUMNS = ("wall_s", "rank_threshold")
-CONFIG_COLUMNS = ("method", "bottleneck", "init", "depth", "alpha", "k", "seed")
+CONFIG_COLUMNS = ("method", "bottleneck", "init", "depth", "alpha", "k", "variant", "seed")
 FINAL_METRICS = (
     "epoch",
     "step",
