@@ -450,6 +450,7 @@ def test_runs_that_differ_in_any_setting_are_different_configurations_not_seeds(
          for run, rank in zip(runs, ranks, strict=True)]
     )  # fmt: skip
     assert sorted(frame["variant"]) == ["", "init_scale=0.001", "init_scale=1"]
+    assert "orthogonal-N16-a2-s0 init_scale=1" in set(frame["run_name"])  # names tell them apart
     table = summary_table(frame)
     assert sorted(table["configuration"]) == [
         "explicit k=8", "orthogonal N=16 α=2 init_scale=0.001", "orthogonal N=16 α=2 init_scale=1",
