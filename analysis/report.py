@@ -141,6 +141,14 @@ def preset_of(runs: Any) -> str:
     return next((t for t in ("smoke", "laptop", "desktop") if t in tiers), "full")
 
 
+def estimates_a_rank(study: str, runs: Any) -> bool:
+    """Whether the invocations ran a user's rank estimate (their parent runs' `plan_kind`):
+    its question is the data's rank, not the paper's figures. Stores from before the plan kind
+    was recorded: the study's name says."""
+    kinds = {p.data.params.get("plan_kind") for p in runs.parents} - {None}
+    return kinds == {"RankEstimate"} if kinds else study == RANK_STUDY
+
+
 def rank_headline(trials: pd.DataFrame) -> pd.DataFrame:
     """Without an explicit baseline to compare with, the one-screen answer is the latent rank
     each method reaches across all its N (and alpha) and seeds: Fig. 1's "stable across N"."""
@@ -502,7 +510,8 @@ def build_report(
     tables = out / "tables"
     written = []
     doc.heading("Headline")
-    if study == RANK_STUDY:  # its question is the data's rank, not the paper's Fig. 4
+    rank_estimate = estimates_a_rank(study, runs)
+    if rank_estimate:
         written += show_table(doc, answer_table(trials), tables, "headline")
     elif not fig4.empty:
         doc.paragraph(
@@ -517,7 +526,7 @@ def build_report(
     else:
         written += show_table(doc, rank_headline(trials), tables, "headline")
 
-    if study == RANK_STUDY:
+    if rank_estimate:
         written += rank_section(doc, trials, runs.tracking_uri, out, tables)
 
     doc.heading("Findings")

@@ -175,6 +175,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
                           "code_version": code_version(),
                           "plan": spec.plan.describe(len(spec.seeds))[0],
+                          "plan_kind": type(spec.plan).__name__,  # the report's sections
                           "seeds_per_trial": spec.seeds_per_trial,
                           **spec.overrides},
         )  # fmt: skip

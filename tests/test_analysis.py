@@ -456,3 +456,21 @@ def test_runs_that_differ_in_any_setting_are_different_configurations_not_seeds(
         "explicit k=8", "orthogonal N=16 α=2 init_scale=0.001", "orthogonal N=16 α=2 init_scale=1",
     ]  # fmt: skip
     assert not table["latent rank"].str.startswith("split").any()  # no seeds to split
+
+
+def test_the_report_asks_for_the_rank_where_the_plan_estimated_one_not_by_the_name():
+    """rank_of with --grid runs a grid: its report is a study's, not a rank estimate's; a
+    store from before the plan kind was recorded is read by the study's name."""
+    from types import SimpleNamespace
+
+    from analysis.report import estimates_a_rank
+
+    def runs(*kinds: str | None) -> SimpleNamespace:
+        params = [{} if kind is None else {"plan_kind": kind} for kind in kinds]
+        return SimpleNamespace(parents=[SimpleNamespace(data=SimpleNamespace(params=p))
+                                        for p in params])  # fmt: skip
+
+    assert estimates_a_rank("rank_of", runs("RankEstimate"))
+    assert not estimates_a_rank("rank_of", runs("Grid"))
+    assert estimates_a_rank("my_rank", runs("RankEstimate", "RankEstimate"))
+    assert estimates_a_rank("rank_of", runs(None)) and not estimates_a_rank("x", runs(None))
