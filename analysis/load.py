@@ -283,10 +283,9 @@ def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
     at the end of a study, `study.table.trials_frame`), with each run's `variant`."""
     settings = [row.pop("settings", {}) for row in rows]
     frame = pd.DataFrame(rows)
-    frame["variant"] = variants(frame, settings) if rows else []
-    if rows:  # the runs of two variants share a label: their names say which they are
-        named = zip(frame["run_name"], frame["variant"], strict=True)
-        frame["run_name"] = [f"{name} {variant}".strip() for name, variant in named]
+    frame["variant"] = variants(frame, settings)
+    # the runs of two variants share a label: their names say which they are
+    frame["run_name"] = (frame["run_name"] + " " + frame["variant"]).str.strip()
     integers = ("depth", "k", "seed", "epoch", "step", "stage", *PARAM_INTEGERS)
     for column in frame:
         if column in integers:
