@@ -35,7 +35,7 @@ from .contract import (
     member_run_configs,
     trial_result,
 )
-from .faults import inject_divergence, raise_injected_fault
+from .faults import hold_if_asked, inject_divergence, raise_injected_fault
 
 
 def trial_device() -> torch.device:
@@ -69,6 +69,7 @@ def train_autoencoder(trial_config: dict[str, Any]) -> None:
         return
     resumed_from = max(member.epoch for member in group.members)
     while group.running:
+        hold_if_asked(max(member.epoch for member in group.members), trial_config)
         inject_divergence(group)
         records = group.train_one_epoch()
         raise_injected_fault(max(member.epoch for member in group.members))

@@ -2,15 +2,20 @@
 
 Unset, they do nothing. `RANKSTUDY_TEST_FAULT=EPOCH:TIMES` raises at EPOCH, TIMES times
 over the trial's retries; `RANKSTUDY_TEST_DIVERGE=SEED:EPOCH` (EPOCH >= 2) turns member
-SEED's weights NaN before its EPOCH-th epoch, as an overflow would.
+SEED's weights NaN before its EPOCH-th epoch, as an overflow would;
+`RANKSTUDY_TEST_HOLD=EPOCH[:KEY=VALUE]` stops the trial (the one whose setting KEY is VALUE)
+after it reported EPOCH, until it is killed, so a test signals a study while a trial runs
+without racing its training.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 from ray import tune
@@ -30,6 +35,17 @@ def raise_injected_fault(epoch: int) -> None:
     if epoch == at and raised < times:
         counter.write_text(str(raised + 1))
         raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
+
+
+def hold_if_asked(epoch: int, trial_config: dict[str, Any]) -> None:
+    spec = os.environ.get("RANKSTUDY_TEST_HOLD")
+    if not spec:
+        return
+    at, _, setting = spec.partition(":")
+    key, _, value = setting.partition("=")
+    if epoch == int(at) and (not key or str(trial_config.get(key)) == value):
+        while True:  # ended by the signal the test sends
+            time.sleep(1)
 
 
 def inject_divergence(group: VectorizedTrainer) -> None:

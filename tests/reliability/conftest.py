@@ -14,17 +14,25 @@ from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A linear study whose trials take a few seconds each: long enough to interrupt.
+# A linear study of two trials (alpha 1, then alpha 2), one at a time, 30 epochs of 100 steps,
+# checkpointed every 10 epochs: slow enough to signal mid-trial without holding it (the
+# node-loss test, whose trial runs on a node the test starts, beyond the driver's environment).
 SLOW_LINEAR = ["linear_alpha_sweep", "--smoke", "--max-concurrent", "1", "--set", "epochs=30"]
-# The same plan and epochs at a quarter of the steps, where nothing races the training (a
-# fault injected at an epoch, not a signal sent while a trial runs).
-FAST_LINEAR = [*SLOW_LINEAR, "--set", "gd_steps_per_epoch=25"]
+# The same at a quarter of the steps (about 5 s a trial). A test that signals it mid-trial
+# holds the trial first (`held_at`), so the signal never races the training.
+LINEAR = [*SLOW_LINEAR, "--set", "gd_steps_per_epoch=25"]
 # A tiny conv escalation on sklearn digits (no download): 2 depths x alpha 100, 200.
 TINY_ESCALATION = [
     "mnist_alpha_sweep", "--smoke", "--max-concurrent", "1",
     "--set", "dataset=digits", "--set", "n_train=96", "--set", "n_eval=64",
     "--set", "epochs=4", "--set", "downstream=false", "--set", "patience_steps=1",
 ]  # fmt: skip
+
+
+def held_at(epoch: int, where: str = "") -> dict[str, str]:
+    """The environment that stops a trial after it reported `epoch` until it is killed
+    (trainables/faults.py); `where`, "KEY=VALUE", picks the trial by a setting."""
+    return {"RANKSTUDY_TEST_HOLD": f"{epoch}:{where}" if where else str(epoch)}
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -10,7 +10,16 @@ import signal
 
 import pytest
 
-from .conftest import SLOW_LINEAR, client, epochs_logged, run_cli, runs, start_cli, wait_for
+from .conftest import (
+    LINEAR,
+    client,
+    epochs_logged,
+    held_at,
+    run_cli,
+    runs,
+    start_cli,
+    wait_for,
+)
 
 GROUPED_LINEAR = [
     "linear_depth_sweep", "--smoke", "--seeds", "3", "--seeds-per-trial", "3",
@@ -45,8 +54,8 @@ def test_a_diverging_member_is_masked_and_recorded(tmp_path):
 
 
 def test_killed_group_resumes_every_member_from_its_checkpoint(tmp_path):
-    grouped = [*SLOW_LINEAR, "--seeds", "2", "--seeds-per-trial", "2"]  # 2 trials x 2 seeds
-    driver = start_cli(*grouped, cwd=tmp_path)
+    grouped = [*LINEAR, "--seeds", "2", "--seeds-per-trial", "2"]  # 2 trials x 2 seeds
+    driver = start_cli(*grouped, cwd=tmp_path, **held_at(13, "alpha=2.0"))
 
     def progress() -> tuple[int, int]:
         trials = runs(tmp_path, "linear_alpha_sweep")

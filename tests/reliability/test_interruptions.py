@@ -7,11 +7,11 @@ import signal
 from pathlib import Path
 
 from .conftest import (
-    FAST_LINEAR,
-    SLOW_LINEAR,
+    LINEAR,
     TINY_ESCALATION,
     client,
     epochs_logged,
+    held_at,
     run_cli,
     runs,
     start_cli,
@@ -26,7 +26,7 @@ def latest_epoch(folder: Path, experiment: str) -> int:
 
 
 def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
-    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    driver = start_cli(*LINEAR, cwd=tmp_path, **held_at(13, "alpha=2.0"))
     # the first trial finished and the second is past its epoch-10 checkpoint
     wait_for(
         lambda: (
@@ -57,7 +57,7 @@ def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
 # Both trials created at once, each asking for every CPU: one runs, the other is PENDING.
 PENDING_LINEAR = [
     "linear_alpha_sweep", "--smoke", "--cpus-per-trial", str(os.cpu_count() or 1),
-    "--set", "epochs=30",
+    "--set", "epochs=30", "--set", "gd_steps_per_epoch=25",
 ]  # fmt: skip
 
 
@@ -79,7 +79,7 @@ def test_sigint_with_a_trial_pending_then_sigterm_then_sighup_end_runs_killed_an
     SIGTERM to the resumed driver (as Kubernetes, `scancel` or a spot reclaim send it), then
     SIGHUP (a dropped SSH session): each ends the runs KILLED with 128 + the signal and says
     how to continue; a last `--resume` finishes the plan."""
-    driver = start_cli(*PENDING_LINEAR, cwd=tmp_path)
+    driver = start_cli(*PENDING_LINEAR, cwd=tmp_path, **held_at(4))
     wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 3, what="a running trial")
     os.killpg(driver.pid, signal.SIGINT)
     stopped(driver, 130, tmp_path)
@@ -87,7 +87,7 @@ def test_sigint_with_a_trial_pending_then_sigterm_then_sighup_end_runs_killed_an
     for signum in (signal.SIGTERM, signal.SIGHUP):
         trials = runs(tmp_path, "linear_alpha_sweep")
         reached = max(int(r.data.metrics.get("epoch", 0)) for r in trials)
-        driver = start_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+        driver = start_cli("linear_alpha_sweep", "--resume", cwd=tmp_path, **held_at(reached + 4))
         wait_for(
             lambda past=reached + 2: latest_epoch(tmp_path, "linear_alpha_sweep") >= past,
             what="the resumed trial running again",
@@ -116,7 +116,7 @@ def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
     faults = tmp_path / "faults"
     faults.mkdir()
     out = run_cli(
-        *FAST_LINEAR, cwd=tmp_path, RAY_AIR_NEW_OUTPUT="1",
+        *LINEAR, cwd=tmp_path, RAY_AIR_NEW_OUTPUT="1",
         RANKSTUDY_TEST_FAULT="15:1", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -137,7 +137,7 @@ def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_p
     faults = tmp_path / "faults"
     faults.mkdir()
     out = run_cli(
-        *FAST_LINEAR, "--max-failures", "1", cwd=tmp_path,
+        *LINEAR, "--max-failures", "1", cwd=tmp_path,
         RANKSTUDY_TEST_FAULT="15:99", RANKSTUDY_TEST_FAULT_DIR=str(faults),
     )  # fmt: skip
     assert out.returncode == 1
@@ -148,7 +148,7 @@ def test_trial_failing_every_retry_is_recorded_and_the_study_exits_nonzero(tmp_p
 
 
 def test_corrupted_checkpoint_restarts_the_trial_from_scratch(tmp_path):
-    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    driver = start_cli(*LINEAR, cwd=tmp_path, **held_at(13))
     wait_for(lambda: latest_epoch(tmp_path, "linear_alpha_sweep") >= 13, what="a checkpoint")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()

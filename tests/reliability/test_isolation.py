@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import REPO, SLOW_LINEAR, cli_env, run_cli, runs, start_cli, wait_for
+from .conftest import LINEAR, REPO, cli_env, held_at, run_cli, runs, start_cli, wait_for
 
 TINY = ["linear_alpha_sweep", "--smoke", "--set", "epochs=2", "--set", "synth_dim=64",
         "--set", "latent_dim=32", "--set", "depth=4"]  # fmt: skip
@@ -105,8 +106,9 @@ def socket_inodes(pids: set[int]) -> set[str]:
 
 
 def test_a_local_study_listens_on_loopback_only(tmp_path):
-    """Ray's GCS, raylet and workers and the driver, while a trial trains."""
-    driver = start_cli(*SLOW_LINEAR, cwd=tmp_path)
+    """Ray's GCS, raylet and workers and the driver, while a trial runs (held at epoch 2,
+    then the study is ended with Ctrl-C)."""
+    driver = start_cli(*LINEAR, cwd=tmp_path, **held_at(2))
     try:
         wait_for(
             lambda: any(
@@ -123,5 +125,6 @@ def test_a_local_study_listens_on_loopback_only(tmp_path):
         assert len(ours) >= 3  # the GCS, the raylet and at least one worker listen
         assert set(ours.values()) <= LOOPBACK, ours
     finally:
+        os.killpg(driver.pid, signal.SIGINT)
         driver.wait(timeout=300)
-    assert driver.returncode == 0
+    assert driver.returncode == 130
