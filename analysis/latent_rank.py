@@ -82,6 +82,7 @@ def run_settings(kind: str, n: int, width: int, labelled: bool, preset: str) -> 
         two_stage=False,
         stop_when_settled=True,
         bootstrap=True,
+        save_codes=True,  # the report runs the established estimators on the codes too
     )
     n_eval = round(n * base.eval_fraction)
     n_train = min(n - n_eval, TRAIN_CAP.get(kind, {}).get(preset, n))

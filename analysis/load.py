@@ -30,7 +30,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from rankae.config import INITS, ConfigError, RunConfig, parse_value
-from rankae.records import CODES_ARTIFACT, DOWNSTREAM_METRICS, EPOCH_METRICS, SWITCH_METRICS
+from rankae.records import (
+    CODES_ARTIFACT,
+    DOWNSTREAM_METRICS,
+    EPOCH_METRICS,
+    SCALAR_METRICS,
+    SWITCH_METRICS,
+)
 
 PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # run-config values worth a column: what tells two studies' settings apart
@@ -52,20 +58,12 @@ CONFIG = ("method", "depth", "alpha", "k")  # the bottleneck settings of a confi
 PARAM_INTEGERS = ("latent_dim", "epochs", "n_train", "synth_rank", "classifier_labels")
 FLOAT_COLUMNS = ("wall_s", "rank_threshold")
 CONFIG_COLUMNS = ("method", "bottleneck", "init", "depth", "alpha", "k", "variant", "seed")
-FINAL_METRICS = (
-    "epoch",
-    "step",
-    "stage",
-    "loss",
-    "trivial_loss",
-    "latent_rank",
-    "latent_gap_rank",
-    "latent_gap",
-    "we_rank",
-    "settled",
-    *SWITCH_METRICS,
-    *DOWNSTREAM_METRICS,
-    "elapsed_s",
+# a run's last value of every scalar metric it reports (rankae/records.py); `diverged` and
+# `k` are columns of their own (the run's flag, over its tag too; the configured width)
+FINAL_METRICS = tuple(
+    name
+    for name in (*SCALAR_METRICS, *SWITCH_METRICS, *DOWNSTREAM_METRICS)
+    if name not in ("diverged", "k")
 )
 # per-epoch metric `k` is the explicit bottleneck's width *at that epoch* (two-stage runs get
 # it at the switch); it is renamed so it cannot be confused with the trial's configured k

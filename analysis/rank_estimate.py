@@ -175,9 +175,12 @@ def check_variants(
     """The check's runs at an estimate `rank` (what each changes of the estimate's settings):
     the explicit bottleneck at every `knee_ks` width, and the vanilla autoencoder, each with
     the check's `budget` (`check_budget`). None has a sub-network, so none switches stage or
-    stops as settled."""
+    stops as settled; the vanilla run keeps its codes for the established estimators."""
     fixed = {"two_stage": False, "stop_when_settled": False, **(budget or {})}
-    explicit = [{**fixed, "bottleneck": "explicit", "k": k} for k in knee_ks(rank, latent_dim)]
+    explicit = [
+        {**fixed, "bottleneck": "explicit", "k": k, "save_codes": False}  # k bounds their rank
+        for k in knee_ks(rank, latent_dim)
+    ]
     return [*explicit, {**fixed, "bottleneck": "vanilla"}]
 
 

@@ -191,6 +191,9 @@ class RunConfig:
     fid_reference: int | None = setting(
         None, "training images for FID statistics (None: all)", at_least=2
     )
+    save_codes: bool = setting(
+        False, "keep the training split's final codes (codes.npy) for other estimators to read"
+    )
 
     # ------------------------------------------------------------------------------
     @property

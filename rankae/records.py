@@ -9,7 +9,8 @@ the MLflow callback logs those names; the analysis reads them back. Downstream r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import cached_property
 
 import torch
 
@@ -18,7 +19,10 @@ from .settle import is_settled, spectral_gap
 
 TOP_SINGULAR_VALUES = 10  # raw singular values reported per epoch (Fig. 5)
 
-EPOCH_METRICS = (
+# An epoch's scalar metrics, each an `EpochRecord` field or property of that name (None: not
+# reported), then its top singular values: `EpochRecord.metrics()` reports exactly these
+# names, so a new per-epoch metric is a property plus its name here.
+SCALAR_METRICS = (
     "epoch",
     "step",
     "stage",
@@ -37,15 +41,11 @@ EPOCH_METRICS = (
     "we_gap",
     "settled",
     "k",
-    *(f"we_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
-    *(f"latent_sv_{i}" for i in range(1, TOP_SINGULAR_VALUES + 1)),
 )
-SWITCH_METRICS = (
-    "switch_epoch",
-    "switch_k",
-    "switch_forced",
-    "switch_loss_before",
-    "switch_loss_after",
+SPECTRA = ("we", "latent")  # each epoch reports <name>_sv_1 .. of <name>_singular_values
+EPOCH_METRICS = (
+    *SCALAR_METRICS,
+    *(f"{name}_sv_{i}" for name in SPECTRA for i in range(1, TOP_SINGULAR_VALUES + 1)),
 )
 # classifier on z_N (the rank-limited codes: primary) and on z (pre-bottleneck, as IRMAE)
 # val_acc_selected: the validation accuracy at acc_selected's epoch (searches select on it);
@@ -68,7 +68,7 @@ DOWNSTREAM_METRICS = (
 # what a search may select on: validation and training numbers; a test number is reported,
 # never optimised (the acc_* metrics are accuracies on the test split)
 SELECTABLE_METRICS = ("val_acc_selected", "val_acc_pre_selected", "loss")
-# a vanilla run on a user's data also keeps its training codes (the report's estimators)
+# the training split's final codes of a run with `save_codes` (the report's estimators read them)
 CODES_ARTIFACT = "codes.npy"
 # checkpoint_discarded: 1 if the trial's checkpoint was unreadable and it started over;
 # resumed_from_epoch: the epoch of the checkpoint a restarted trial continued from
@@ -132,6 +132,11 @@ def is_diverged(loss: float, state: BlownUp, window_steps: int) -> bool:
     return state.stuck_steps >= window_steps and state.stuck_records >= STREAK_MIN_RECORDS
 
 
+def _number(value: float | int | bool) -> float | int:
+    """A metric's value as reported: a flag as 0.0 / 1.0."""
+    return float(value) if isinstance(value, bool) else value
+
+
 @dataclass(frozen=True)
 class StageSwitch:
     """Where two-stage training replaced the N-layer sub-network (Sec. 3.2)."""
@@ -143,13 +148,11 @@ class StageSwitch:
     loss_after: float
 
     def metrics(self) -> dict[str, float]:
-        return {
-            "switch_epoch": self.epoch,
-            "switch_k": self.k,
-            "switch_forced": float(self.forced),
-            "switch_loss_before": self.loss_before,
-            "switch_loss_after": self.loss_after,
-        }
+        """Each field as `switch_<field>` (SWITCH_METRICS)."""
+        return {f"switch_{f.name}": _number(getattr(self, f.name)) for f in fields(self)}
+
+
+SWITCH_METRICS = tuple(f"switch_{field.name}" for field in fields(StageSwitch))
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,19 @@ class EpochRecord:
         return is_settled(self.we_held_steps, self.we_longest_wait, self.we_gap)
 
     @property
-    def latent_gap(self) -> tuple[int, float] | None:
+    def latent_gap_rank(self) -> int | None:
+        """The rank at which the code spectrum has its largest gap (`latent_gap_at`)."""
+        found = self.latent_gap_at
+        return None if found is None else found[0]
+
+    @property
+    def latent_gap(self) -> float | None:
+        """sigma_r / sigma_r+1 at `latent_gap_rank`."""
+        found = self.latent_gap_at
+        return None if found is None else found[1]
+
+    @cached_property
+    def latent_gap_at(self) -> tuple[int, float] | None:
         """(rank, sigma_r / sigma_r+1) where the code spectrum has its largest gap
         (`rankae.rank.rank_at_gap`)."""
         values = self.latent_singular_values
@@ -213,39 +228,14 @@ class EpochRecord:
         return rank_from_spectrum(normalize_spectrum(torch.tensor(values)), self.rank_threshold)
 
     def metrics(self) -> dict[str, float]:
-        """Flat numeric metrics (the names in EPOCH_METRICS and friends); None is left out."""
-        out: dict[str, float] = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "stage": self.stage,
-            "loss": self.loss,
-            "diverged": float(self.diverged),
-            "elapsed_s": self.elapsed_s,
-            "steps_per_s": self.steps_per_s,
-        }
-        ranks = (
-            ("we_rank", self.we_rank),
-            ("latent_rank", self.latent_rank),
-            ("latent_rank_cov", self.latent_rank_cov),
-        )
-        for name, value in ranks:
-            if value is not None:
-                out[name] = value
-        if self.latent_gap is not None:
-            out["latent_gap_rank"], out["latent_gap"] = self.latent_gap
-        if self.settled is not None:
-            out["we_held_steps"], out["we_longest_wait"] = self.we_held_steps, self.we_longest_wait
-            out["we_gap"], out["settled"] = self.we_gap, float(self.settled)
-        if self.trivial_loss is not None:
-            out["trivial_loss"] = self.trivial_loss
-        if self.k is not None:
-            out["k"] = self.k
-        for prefix, values in (
-            ("we", self.we_singular_values),
-            ("latent", self.latent_singular_values),
-        ):
-            for i, v in enumerate((values or [])[:TOP_SINGULAR_VALUES], start=1):
-                out[f"{prefix}_sv_{i}"] = v
+        """Flat numeric metrics: the EPOCH_METRICS that are not None, and SWITCH_METRICS on
+        the epoch of the switch."""
+        values = {name: getattr(self, name) for name in SCALAR_METRICS}
+        out = {name: _number(value) for name, value in values.items() if value is not None}
+        for name in SPECTRA:
+            spectrum = getattr(self, f"{name}_singular_values") or []
+            for i, value in enumerate(spectrum[:TOP_SINGULAR_VALUES], start=1):
+                out[f"{name}_sv_{i}"] = value
         if self.switch is not None:
             out.update(self.switch.metrics())
         return out

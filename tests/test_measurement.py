@@ -19,10 +19,20 @@ from rankae.downstream import _stratified_split, train_classifier
 from rankae.engine import Trainer
 from rankae.evaluate import classifier_inputs, classify
 from rankae.rank import GAP_FLOOR, rank_at_gap, rank_from_spectrum
-from rankae.records import BlownUp, EpochRecord, blown_up, is_diverged, trivial_loss
+from rankae.records import (
+    EPOCH_METRICS,
+    SWITCH_METRICS,
+    BlownUp,
+    EpochRecord,
+    StageSwitch,
+    blown_up,
+    is_diverged,
+    trivial_loss,
+)
 from rankae.vectorized import VectorizedTrainer
 from study.plans import AlphaEscalation
 from study.studies import mnist_alpha_sweep
+from study.tracking import LOGGED_METRICS
 
 TINY_MNIST = RunConfig(
     dataset="mnist",
@@ -250,3 +260,18 @@ def test_a_record_logs_the_rank_at_the_gap_beside_the_threshold_count() -> None:
     metrics = record.metrics()
     assert metrics["latent_rank"] == 3  # 0.0095 / 0.009 are under the 0.01 threshold
     assert metrics["latent_gap_rank"] == 3 and metrics["latent_gap"] == pytest.approx(0.6 / 0.019)
+
+
+def test_a_full_record_reports_exactly_the_named_metrics_and_all_are_logged() -> None:
+    """EPOCH_METRICS and SWITCH_METRICS are the names a record reports, no more, no fewer,
+    and the MLflow callback logs every one of them."""
+    spectrum = [2.0 / (i + 1) for i in range(12)]
+    switch = StageSwitch(epoch=1, k=4, forced=False, loss_before=0.2, loss_after=0.1)
+    record = EpochRecord(
+        epoch=1, step=1, stage=2, loss=0.1, diverged=False, elapsed_s=0.0, steps_per_s=1.0,
+        rank_threshold=0.01, trivial_loss=1.0, k=4, we_singular_values=spectrum,
+        latent_singular_values=spectrum, switch=switch, we_held_steps=5, we_longest_wait=2,
+    )  # fmt: skip
+    assert set(record.metrics()) == set(EPOCH_METRICS) | set(SWITCH_METRICS)
+    assert set(EPOCH_METRICS) | set(SWITCH_METRICS) <= LOGGED_METRICS
+    assert record.metrics()["switch_forced"] == 0.0 and record.metrics()["settled"] in (0.0, 1.0)

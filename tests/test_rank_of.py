@@ -30,6 +30,7 @@ from analysis.rank_estimate import (
 )
 from rankae import example_data
 from rankae.config import RunConfig
+from rankae.records import CODES_ARTIFACT
 from study.run import main
 from study.searchers import RankEstimateSearcher, Searcher, replay_complete
 from study.studies import config
@@ -237,6 +238,10 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     assert sorted(explicit) == knee_ks(4, 32)
     assert loss_knee({k: [r.data.metrics["eval_loss"]] for k, r in explicit.items()}).k == 4
     assert all("acc_selected" in r.data.metrics and "fid" not in r.data.metrics for r in trials)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    saved = {r.info.run_id: {a.path for a in client.list_artifacts(r.info.run_id)} for r in trials}
+    kept = {r.data.params["bottleneck"] for r in trials if CODES_ARTIFACT in saved[r.info.run_id]}
+    assert kept == {"linear_net", "vanilla"}  # the check's explicit widths keep no codes
 
     assert run_rank_of(folder, monkeypatch, "--resume") == 0
     assert len(runs_of(folder)[1]) == len(trials)  # a finished plan has nothing left to run

@@ -112,7 +112,8 @@ def load_checkpoint(
 
 
 def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -> dict[str, float]:
-    """Final artifacts: every epoch's spectra, image grids, downstream results, final metrics.
+    """Final artifacts: every epoch's spectra, image grids, downstream results, final metrics,
+    and the codes where the config asks for them (`save_codes`).
 
     `metrics` are the run's last epoch metrics. Returns the metrics measured now: the
     held-out reconstruction loss and, with `downstream` on, the downstream results (empty
@@ -128,11 +129,9 @@ def write_artifacts(trainer: Trainer, metrics: dict[str, float], folder: Path) -
         save_reconstructions(trainer, folder / "reconstructions.png")
         if trainer.config.downstream:
             downstream.update(evaluate_downstream(trainer, folder))
-        if trainer.config.dataset == "user" and trainer.config.bottleneck != "explicit":
-            # a rank estimate's report runs the established estimators on the vanilla and
-            # the orthogonal runs' codes too
-            codes = trainer.codes(trainer.data.train.images)
-            np.save(folder / CODES_ARTIFACT, codes.cpu().numpy())
+    if trainer.config.save_codes and not metrics["diverged"]:
+        codes = trainer.codes(trainer.data.train.images)
+        np.save(folder / CODES_ARTIFACT, codes.cpu().numpy())
     (folder / "spectra.json").write_text(json.dumps(trainer.spectra))
     final = {**metrics, **downstream}
     (folder / "final.json").write_text(json.dumps(final, indent=1, sort_keys=True))
