@@ -93,35 +93,46 @@ class Grid(_ReplayedPlan):
         return PlanSearcher([spec.trial_config(v, g) for v in self.variants for g in groups])
 
 
+def alpha_ladder(
+    start: float, step: float, top: float, below: Sequence[float] = ()
+) -> tuple[float, ...]:
+    """Sec. 3.2's ladder: the `below` alphas under `start` (Fig. 3's "performance improves
+    with alpha and converges after ~100" needs alphas under 100), then start, start + step,
+    ... up to `top`."""
+    alphas, alpha = sorted(a for a in below if a < start), start
+    while alpha <= top + 1e-9:
+        alphas.append(alpha)
+        alpha += step
+    return tuple(alphas)
+
+
 @dataclass(frozen=True)
 class AlphaEscalation(_ReplayedPlan):
-    """Sec. 3.2: for each N, alpha = start, start + step, ... until a run diverges.
+    """Sec. 3.2: for each N, climb `alphas` until a run diverges.
 
-    `low_rungs` (below `start`) come first: Fig. 3's finding "performance improves with
-    alpha and converges after ~100" needs alphas under 100. A rung (one N, one alpha) runs
-    every seed; the next alpha starts only after the whole rung finished without a
-    divergence. The ladder ends at the first diverging rung (its alpha is the divergence
-    alpha; the one before is the largest stable alpha) or at `max_alpha`: then no
-    divergence alpha exists, only "no divergence up to max_alpha".
+    A rung (one N, one alpha) runs every seed; the next alpha starts only after the whole
+    rung finished without a divergence. The ladder ends at the first diverging rung (its
+    alpha is the divergence alpha; the one before is the largest stable alpha) or at its
+    top: then no divergence alpha exists, only "no divergence up to" the top.
     """
 
     depths: Sequence[int]
-    start: float = 100.0
-    step: float = 100.0
-    max_alpha: float = 1000.0
-    low_rungs: tuple[float, ...] = ()
+    alphas: Sequence[float]  # the ladder, ascending (`alpha_ladder` builds Sec. 3.2's)
     variant: Variant = field(
         default_factory=lambda: {"bottleneck": "linear_net", "init": "orthogonal"}
     )
     at_most = True  # the ladder may stop at a divergence before its top
     max_concurrent = None  # one rung per N at a time already (`in_flight`)
 
+    def __post_init__(self) -> None:
+        alphas = list(self.alphas)
+        if not alphas or alphas != sorted(set(alphas)) or alphas[0] <= 0:
+            raise ConfigError(
+                f"alphas={alphas!r} is not a ladder: it must be distinct positive values, ascending"
+            )
+
     def ladder(self) -> list[float]:
-        alphas, alpha = sorted(a for a in self.low_rungs if a < self.start), self.start
-        while alpha <= self.max_alpha + 1e-9:
-            alphas.append(alpha)
-            alpha += self.step
-        return alphas
+        return [float(alpha) for alpha in self.alphas]
 
     def next_alpha(self, alpha: float) -> float | None:
         """The rung after `alpha`, or None at the top of the ladder."""

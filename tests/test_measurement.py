@@ -14,7 +14,7 @@ import torch
 from reliability.conftest import run_cli, runs
 
 from analysis.compare import escalation_summary
-from rankae.config import RunConfig, linear_synthetic
+from rankae.config import ConfigError, RunConfig, linear_synthetic
 from rankae.downstream import _stratified_split, train_classifier
 from rankae.engine import Trainer
 from rankae.evaluate import classifier_inputs, classify
@@ -30,7 +30,7 @@ from rankae.records import (
     trivial_loss,
 )
 from rankae.vectorized import VectorizedTrainer
-from study.plans import AlphaEscalation
+from study.plans import AlphaEscalation, alpha_ladder
 from study.studies import mnist_alpha_sweep
 from study.tracking import LOGGED_METRICS
 
@@ -191,8 +191,14 @@ def test_acc_best_trains_on_every_label_and_acc_selected_holds_some_out() -> Non
 def test_the_mnist_ladder_starts_below_100() -> None:
     plan = mnist_alpha_sweep.get_config().plan
     assert plan.ladder()[:5] == [1.0, 10.0, 50.0, 100.0, 200.0]
-    assert plan.next_alpha(50.0) == 100.0 and plan.next_alpha(plan.max_alpha) is None
-    assert AlphaEscalation(depths=(4,), start=2.0, step=2.0, max_alpha=6.0).ladder() == [2, 4, 6]
+    assert plan.next_alpha(50.0) == 100.0 and plan.next_alpha(plan.ladder()[-1]) is None
+    assert alpha_ladder(2.0, 2.0, 6.0, below=(1.0, 3.0)) == (1.0, 2.0, 4.0, 6.0)
+
+
+@pytest.mark.parametrize("alphas", [(), (2.0, 1.0), (1.0, 1.0), (0.0, 1.0)])
+def test_a_ladder_that_is_not_ascending_positive_and_distinct_is_refused(alphas) -> None:
+    with pytest.raises(ConfigError, match="is not a ladder"):
+        AlphaEscalation(depths=(4,), alphas=alphas)
 
 
 def test_a_capped_ladder_reports_no_divergence_alpha() -> None:

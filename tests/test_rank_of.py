@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from test_userdata import BAD_SOURCES, files_under
 
-from analysis.latent_rank import LatentRank
 from analysis.rank_estimate import (
     check_budget,
     check_variants,

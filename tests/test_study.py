@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
 from study.launch import run_study
-from study.plans import AlphaEscalation
+from study.plans import AlphaEscalation, alpha_ladder
 from study.spec import StudySpec
 from study.stopper import DivergenceStopper
 
@@ -138,7 +138,7 @@ def test_escalation_stops_at_the_first_diverging_alpha(ray_local, tmp_path, caps
         name="test_escalation",
         figure="test",
         base=base,
-        plan=AlphaEscalation(depths=(4,), start=2.0, step=2.0, max_alpha=20.0),
+        plan=AlphaEscalation(depths=(4,), alphas=alpha_ladder(2.0, 2.0, 20.0)),
         seeds=(0,),
     ).validate()
     db = tmp_path / "mlflow.db"

@@ -14,7 +14,7 @@ from rankae.config import linear_synthetic
 from search_spaces import depth_sweep, vanilla
 from study.grouping import choose_seeds_per_trial, largest_config
 from study.launch import run_study
-from study.plans import AlphaEscalation, Grid, OptunaSpace
+from study.plans import AlphaEscalation, Grid, OptunaSpace, alpha_ladder
 from study.spec import StudySpec
 from trainables.contract import member_configs, member_results
 
@@ -126,7 +126,7 @@ def test_escalation_counts_every_member_of_a_group(ray_local, tmp_path) -> None:
         name="group_escalation",
         figure="test",
         base=base,
-        plan=AlphaEscalation(depths=(4,), start=2.0, step=2.0, max_alpha=20.0),
+        plan=AlphaEscalation(depths=(4,), alphas=alpha_ladder(2.0, 2.0, 20.0)),
         seeds=(0, 1),
         seeds_per_trial=2,
     ).validate()

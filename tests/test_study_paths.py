@@ -26,7 +26,7 @@ BASE = linear_synthetic(synth_dim=16, latent_dim=8, depth=2, epochs=1)
 
 
 def escalation_spec() -> StudySpec:
-    plan = AlphaEscalation(depths=(2, 4), start=2.0, step=2.0, max_alpha=6.0)
+    plan = AlphaEscalation(depths=(2, 4), alphas=(2.0, 4.0, 6.0))
     return StudySpec(name="t", figure="t", base=BASE, plan=plan, seeds=(0, 1)).validate()
 
 

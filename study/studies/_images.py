@@ -10,7 +10,7 @@ from rankae.config import RunConfig
 from search_spaces import alpha_sweep as orthogonal_over_alpha
 from search_spaces import depth_sweep as standard_over_depth
 from search_spaces import explicit_sweep, vanilla
-from study.plans import AlphaEscalation, Grid, Plan
+from study.plans import AlphaEscalation, Grid, Plan, alpha_ladder
 from study.spec import StudySpec
 
 from ._presets import DESKTOP_SEEDS, LAPTOP_SEEDS, MNIST_SEEDS, images
@@ -31,12 +31,12 @@ KS = {
     "laptop": (2, 4, 8, 16, 32),  # brackets the ranks the laptop alpha sweep finds
     "smoke": (4, 16),
 }
-LADDERS = {  # preset -> depths, low rungs, start, step, max alpha
+LADDERS = {  # preset -> (depths, the alphas each N climbs)
     # Fig. 3 rises with alpha up to ~100: rungs below it, then +100 until a divergence
-    "full": ((4, 8, 16, 32), (1.0, 10.0, 50.0), 100.0, 100.0, 1000.0),
+    "full": ((4, 8, 16, 32), alpha_ladder(100.0, 100.0, 1000.0, below=(1.0, 10.0, 50.0))),
     # one N (the paper: alike for N > 8), one rung per decade: 6 runs, ~45 min on 2 cores
-    "laptop": ((16,), (10.0,), 100.0, 900.0, 1000.0),
-    "smoke": ((4, 16), (50.0,), 100.0, 100.0, 100.0),
+    "laptop": ((16,), (10.0, 100.0, 1000.0)),
+    "smoke": ((4, 16), (50.0, 100.0)),
 }
 # desktop: a fixed grid at N = 16, alpha 300 first (where the full-data reference ran), not an
 # escalation: on 2 cores an escalation's 3-seed rung leaves one of two trial slots idle, and
@@ -67,8 +67,8 @@ def alpha_sweep(dataset: str, preset: str = "full") -> StudySpec:
         plan: Plan = Grid(orthogonal_over_alpha(16, DESKTOP_ALPHAS))
         base = images(dataset, preset, init="orthogonal", init_scale=1.0)
         return _spec("alpha_sweep", dataset, preset, base, plan)
-    depths, low_rungs, start, step, top = LADDERS[preset]
-    plan = AlphaEscalation(depths, start, step, top, low_rungs)
+    depths, alphas = LADDERS[preset]
+    plan = AlphaEscalation(depths, alphas)
     base = images(dataset, preset, two_stage=True, init="orthogonal", init_scale=1.0)
     return _spec("alpha_sweep", dataset, preset, base, plan)
 

@@ -69,16 +69,7 @@ def get_config(
     base = run_settings(kind, n, width, labelled, preset).replace(
         data_path=source, labels_path=labels
     )
-    ladder = LADDERS[kind][preset]
-    top = ladder[-1]
-    plan = RankEstimate(
-        DEPTHS[kind][preset],
-        top,
-        top,
-        top,
-        ladder[:-1],
-        check_seeds=CHECK_SEEDS,
-    )
+    plan = RankEstimate(DEPTHS[kind][preset], LADDERS[kind][preset], check_seeds=CHECK_SEEDS)
     spec = StudySpec(
         "rank_of", "a user's data: its latent rank", base.validate(), plan, SEEDS[kind][preset]
     )
