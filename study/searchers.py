@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from analysis.rank_estimate import check_budget, rank_answer, run_rank
-from trainables.contract import Completed, member_results
+from analysis.load import run_row, tidy_trials
+from analysis.rank_estimate import RankAnswer, check_budget, trials_answer
+from trainables.contract import Completed, member_results, member_run_configs
 
 if TYPE_CHECKING:  # annotations only: at run time searchers import no other study module
     from .spec import StudySpec
@@ -102,31 +103,25 @@ class RankEstimateSearcher(AlphaEscalationSearcher):
     k around it and vanilla (`study.plans.RankEstimate`)."""
 
     def __init__(self, spec: StudySpec) -> None:
-        self.rung_ranks: dict[int, dict[float, list[float | None]]] = {}  # N -> alpha -> ranks
+        self.rows: list[dict[str, Any]] = []  # the ladder's runs so far (`run_row`)
         self.check_queued = False
         super().__init__(spec)
 
     def after_trial(self, config: dict[str, Any], result: dict[str, Any] | None, error: bool):
         if config["bottleneck"] != "linear_net":
             return  # the check's runs change nothing in the plan
-        ranks = self.rung_ranks.setdefault(config["depth"], {}).setdefault(config["alpha"], [])
-        for r in member_results(config, result):
-            ranks.append(None if error or trial_diverged(r) or r is None else run_rank(r))
+        members = zip(member_run_configs(config), member_results(config, result), strict=True)
+        self.rows += [run_row(run, metrics, error) for run, metrics in members]
         super().after_trial(config, result, error)
 
-    def stable_ranks(self) -> dict[int, list[float | None]]:
-        """N -> the ranks of its largest alpha whose every seed finished stable."""
-        out = {}
-        for depth, rungs in self.rung_ranks.items():
-            stable = [a for a, rs in rungs.items() if None not in rs]
-            if stable:
-                out[depth] = rungs[max(stable)]
-        return out
+    def answer(self) -> RankAnswer | None:
+        """The estimate from the ladder's runs so far, by the report's own rule."""
+        return trials_answer(tidy_trials([dict(row) for row in self.rows])) if self.rows else None
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if not self.queue and not self.live and not self.check_queued:
             self.check_queued = True
-            answer = rank_answer(self.stable_ranks())
+            answer = self.answer()
             if answer is not None:
                 estimate = self.spec.run_config({}, self.spec.seeds[0])
                 budget = check_budget(estimate)
