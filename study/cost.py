@@ -4,18 +4,9 @@ One cost model prices every tier (`--dry-run`, `--list`, the progress ETA): per 
 optimiser steps x seconds per step, per-epoch evaluation on `n_eval` images, the downstream
 tasks (encoding the test and training images, Inception features of the FID samples and
 reference) and a fixed per-trial cost; per study, a fixed start-up cost; runs share the
-cores one per trial. The rates are measurements (docs/benchmarks.md), not guesses, on the
-2-core CI machine with two trials sharing it: full-batch GD on the linear model ~0.36 ms per
-sub-network layer per step (2026-12-04: 37 s for 6,000 steps at N = 16, records included);
-the conv AE (MNIST's and CIFAR-10's cost the same per step: 5.3
-and 5.1 fp64 steps/s on one idle thread) ~3 fp64 / ~10 fp32 steps/s per shared core; the MLP
-on a user's vectors (batch 32, fp32, per-epoch evaluation included) ~1.2 ms per step plus
-~0.05 ms per sub-network layer; encoding ~0.67 (fp64) / 0.15 (fp32) ms per image; a
-classifier ~4 us per code and epoch (the laptop runs' downstream minutes); pytorch-fid's
-Inception ~0.24 s per image; a trial's start, checkpoints and MLflow run ~3 s; a study's
-imports, Ray start and MLflow store ~25 s. The GPU rate is the naive fp64 loop on one H100
-(the H100 table in docs/benchmarks.md, measured elsewhere). `python
-benchmarks/study_cost.py` re-measures the CPU rates.
+cores one per trial. The rates (`StepRates`, one field each) are measurements on the 2-core CI
+machine with two trials sharing it (docs/benchmarks.md), not guesses; the GPU rate is the
+naive fp64 loop on one H100. `python benchmarks/study_cost.py` re-measures the CPU rates.
 """
 
 from __future__ import annotations
@@ -37,21 +28,24 @@ CHECKPOINT_MB = {"linear": 0.1, "mlp": 1.0, "mnist_conv": 50.0, "cifar_conv": 50
 
 @dataclass(frozen=True)
 class StepRates:
-    """Linear GD: ms per step = overhead + per_layer * N; conv AE: optimiser steps per second."""
+    """The measured rates every estimate is priced with (docs/benchmarks.md)."""
 
+    # full-batch GD on the linear model, per step: overhead + per sub-network layer
     linear_ms_overhead: float = 0.4
     linear_ms_per_layer: float = 0.36
+    # the conv AE (MNIST's and CIFAR-10's cost the same per step), per shared core
     conv_steps_per_s_cpu: float = 3.0
     conv_steps_per_s_cpu_fp32: float = 10.0
-    conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100 (docs/benchmarks.md)
+    conv_steps_per_s_gpu: float = 164.0  # naive loop, fp64, one H100
+    # the MLP on a user's vectors (batch 32, fp32, per-epoch evaluation included), per step
     mlp_ms_overhead: float = 1.2
     mlp_ms_per_layer: float = 0.05
-    fid_s_per_image_cpu: float = 0.24
+    fid_s_per_image_cpu: float = 0.24  # pytorch-fid's Inception
     encode_ms_per_image_cpu: float = 0.67
     encode_ms_per_image_cpu_fp32: float = 0.15
     classifier_us_per_code_epoch: float = 4.0
-    trial_overhead_s: float = 3.0
-    study_overhead_s: float = 25.0
+    trial_overhead_s: float = 3.0  # a trial's start, checkpoints and MLflow run
+    study_overhead_s: float = 25.0  # a study's imports, Ray start and MLflow store
 
     def seconds_per_step(self, config: RunConfig, device: str = "cpu") -> float:
         layers = config.depth if config.bottleneck == "linear_net" else 0

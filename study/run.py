@@ -254,7 +254,7 @@ def describe_plan(spec: StudySpec) -> str:
     lines = [f"study {spec.name} ({spec.figure}), preset {spec.preset}; seeds {list(spec.seeds)}"]
     base = spec.base.replace(**spec.overrides)
     data = f"n_train={base.n_train or 'all'} n_eval={base.n_eval or 'all'}"
-    if base.dataset == "user":
+    if base.data_path:  # data of the user's, read from a file
         labels = f" labels_path={base.labels_path}" if base.labels_path else ""
         data = f"data_path={base.data_path}{labels} architecture={base.architecture} {data}"
     lines.append(
