@@ -15,7 +15,7 @@ powers of two up to d (`knee_ks`), and vanilla, read on its held-out reconstruct
 (`eval_loss`, the evaluation split). Its runs train the first CHECK_SEEDS seeds at
 CHECK_LR_FACTOR x the estimate's lr for about CHECK_STEPS steps (`check_budget`): with no
 sub-network there is no greedy plateau to wait out. On the 3,000 x 32 rank-8 vectors of
-`rankae.example_data` (2 seeds), 1,125 steps at lr 1e-3 gave the knee 6,750 steps at 1e-4
+`tools.example_data` (2 seeds), 1,125 steps at lr 1e-3 gave the knee 6,750 steps at 1e-4
 gave (held-out loss 24x lower at k = 8 than at 7, flat after; 30x at 1e-4) in a fifth of
 the time, with losses past the knee 1.3-3x higher (less converged, which the reading
 tolerates). Its knee (`loss_knee`) is a change point: the best two-segment fit of log

@@ -6,7 +6,7 @@
     python benchmarks/intrinsic_dimension.py --speed [--baseline CHECKOUT]  # the 3,000 x 64 time
 
 Datasets (n = 2,000 each, seeded; none was used to choose `rank_of`'s settings, which were
-measured on `rankae.example_data`'s equal-strength linear sets):
+measured on `tools.example_data`'s equal-strength linear sets):
 - scikit-dimension's `BenchmarkManifolds` (Hein & Audibert 2005; Campadelli et al. 2015),
   the five that fit 2 cores (affine 3 in 5, nonlinear 4 in 6 and 4 in 8, nonlinear 6 in
   36, the Swiss roll 2 in 3), at noise sd 0 and 0.05;

@@ -125,7 +125,7 @@ def table(rates: cost.StepRates) -> str:
 def time_smoke_studies() -> str:
     """Each real-data study's smoke tier through the CLI, in a fresh folder, against its
     estimate (a markdown table)."""
-    from rankae.example_data import write
+    from tools.example_data import write
 
     cores = os.cpu_count() or 1
     rows = ["| study | estimate (s) | measured (s) | ratio | exit | load before / after |",

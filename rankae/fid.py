@@ -35,7 +35,7 @@ import torch
 from pytorch_fid.inception import InceptionV3
 from tqdm.auto import tqdm
 
-from rankae.fid_weights import cache_root, ensure_inception_weights, file_sha256
+from tools.fid_weights import cache_root, ensure_inception_weights, file_sha256
 
 FEATURE_DIM = 2048
 PREPROCESSING = (

@@ -17,9 +17,9 @@ import io
 import sys
 from pathlib import Path
 
-from rankae.example_data import write
 from study.run import main
 from study.studies import names, presets, takes_data
+from tools.example_data import write
 
 GOLDEN = Path(__file__).parent / "golden" / "dry_run.txt"
 EXAMPLE_DATA = "digits.npz"  # a study of a user's data is planned on the README's example

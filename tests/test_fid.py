@@ -20,7 +20,6 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from pytorch_fid.inception import fid_inception_v3
 
 from rankae import fid as fid_module
-from rankae import fid_weights as fw
 from rankae.data import load_images
 from rankae.fid import (
     PREPROCESSING,
@@ -33,6 +32,7 @@ from rankae.fid import (
     reference_statistics,
     unbiased_mmd2,
 )
+from tools import fid_weights as fw
 
 N = 32  # images per set
 

@@ -9,10 +9,10 @@ import pytest
 
 from analysis.latent_rank import LatentRank
 from analysis.rank_estimate import knee_ks
-from rankae import example_data
 from rankae.config import ConfigError
 from rankae.userdata import UserDataError
 from study.studies.rank_of import get_config
+from tools import example_data
 
 
 @pytest.mark.parametrize("rank", [2, 4, 8])

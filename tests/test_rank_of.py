@@ -1,7 +1,7 @@
 """`rank_of`: the method as an estimate of a user's data's latent rank, through the real CLI.
 
 The estimate's rule and its check (`analysis.rank_estimate`, `study.searchers`) on their own,
-then the study end to end on data of known dimension (`rankae.example_data`), on each kind
+then the study end to end on data of known dimension (`tools.example_data`), on each kind
 of source, and each bad input refused before anything is written.
 """
 
@@ -27,12 +27,12 @@ from analysis.rank_estimate import (
     rank_answer,
     run_rank,
 )
-from rankae import example_data
 from rankae.config import RunConfig
 from rankae.records import CODES_ARTIFACT
 from study.run import main
 from study.searchers import RankEstimateSearcher, Searcher, replay_complete
 from study.studies import config
+from tools import example_data
 
 
 def runs_of(folder: Path) -> tuple[object, list]:

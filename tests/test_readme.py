@@ -62,7 +62,7 @@ def test_this_module_runs_every_named_study():
 
 @pytest.fixture(scope="module")
 def studies(smoke_studies):
-    from rankae.example_data import write
+    from tools.example_data import write
 
     write("digits", smoke_studies.folder / EXAMPLE_DATA)
     for name in STUDIES:
@@ -160,8 +160,8 @@ def test_the_readmes_commands_run_as_typed(studies, section):
         elif program == "python -m analysis.report":
             assert studies.in_folder(report_main, argv[3:]) == 0, argv
             assert (studies.folder / "reports" / argv[3] / "report.html").is_file()
-        elif program == "python -m rankae.example_data":
-            from rankae.example_data import main as example_main
+        elif program == "python -m tools.example_data":
+            from tools.example_data import main as example_main
 
             assert studies.in_folder(example_main, argv[3:]) == 0, argv
             assert (studies.folder / argv[4]).is_file()
@@ -188,7 +188,7 @@ def test_the_readmes_commands_run_as_typed(studies, section):
     expected = {
         "The user's path": {"python -m study.run", "python -m analysis.report", "mlflow ui"},
         OWN_DATA: {
-            "python -m rankae.example_data",
+            "python -m tools.example_data",
             "python -m study.run",
             "python -m analysis.report",
         },

@@ -504,9 +504,9 @@ def test_list_shows_every_study_with_its_tiers(capsys):
 
 
 def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys, tmp_path):
-    from rankae.example_data import write
     from study.run import main
     from study.studies import names, presets, takes_data
+    from tools.example_data import write
 
     data = ["--data", str(write("linear", tmp_path / "linear.npz"))]
     for name in names():

@@ -22,7 +22,7 @@ with labels). The settings, plan and rule are the ones `analysis.latent_rank.Lat
 applies in a notebook without Ray (`run_settings` there holds the constants below).
 
 Measured choices (docs/results.md, "Estimating the latent rank of a user's data"; chosen on
-`rankae.example_data`'s equal-strength linear sets, never on the benchmark's datasets):
+`tools.example_data`'s equal-strength linear sets, never on the benchmark's datasets):
 - vectors: d = min(D, 128), so the answer is not capped by the code width; W_e starts at
   0.15 x orthogonal (`VECTOR_INIT_SCALE`): on the 3,000 x 32 rank-8 set, 0.05 left seeds
   at 6-7 for hundreds of epochs (greedy learning's plateaus grow) and its 6s looked settled,

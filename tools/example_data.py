@@ -1,8 +1,8 @@
 """Datasets of known (or well-studied) dimension, written as a `.npz` that `rank_of` reads.
 
-    python -m rankae.example_data digits digits.npz          # sklearn's 1,797 8x8 digits, labelled
-    python -m rankae.example_data linear linear4.npz --rank 4
-    python -m rankae.example_data curved curved3.npz --rank 3
+    python -m tools.example_data digits digits.npz          # sklearn's 1,797 8x8 digits, labelled
+    python -m tools.example_data linear linear4.npz --rank 4
+    python -m tools.example_data curved curved3.npz --rank 3
 
 - `linear`: x = z A + noise, z ~ N(0, I_r), A's r rows orthonormal times `SIGNAL_SCALE`
   (rank r exactly, every direction equally strong; labels: the sign of z's first entry);
@@ -88,7 +88,7 @@ def write(kind: str, path: str | Path, rank: int = 4, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rankae.example_data", description=__doc__.split("\n")[0]
+        prog="python -m tools.example_data", description=__doc__.split("\n")[0]
     )
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("path", help="the .npz to write")
