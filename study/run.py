@@ -20,9 +20,10 @@ import argparse
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rankae.config import ConfigError
 
@@ -401,25 +402,23 @@ def launch(
     invocation: dict[str, Any] | None,
 ) -> int:
     """Start (or join) Ray and run the study; every check has passed."""
+    from .grouping import resolve_seeds_per_trial
     from .launch import start_ray
+    from .store import prepare_store
 
+    address, uri = options.get("address"), options["mlflow_uri"]
     try:
-        start_ray(options.get("address"), spec.cpus_per_trial)
-        if options.get("address"):
-            import ray
-
-            from .cluster_check import autoscaling_config_path, check_trial_fits, node_shapes
-
-            try:  # against what the cluster can scale to, not what is up now
-                shapes = node_shapes(ray.nodes(), autoscaling_config_path())
-                check_trial_fits(spec.gpus_per_trial, spec.cpus_per_trial, shapes)
-            except ValueError as err:
-                print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # the first write: a local study has passed every check, so its store is
+            # prepared while Ray starts; a cluster's trial shape is checked against it first
+            store = None if address else pool.submit(prepare_store, uri)
+            start_ray(address, spec.cpus_per_trial)
+            if store is not None:
+                store.result()
+            elif not fits_the_cluster(parser, spec):
                 return 2
-        from .grouping import resolve_seeds_per_trial
-        from .store import prepare_store
-
-        prepare_store(options["mlflow_uri"])  # every check passed: the first write
+            else:
+                prepare_store(uri)
         spec = resolve_seeds_per_trial(spec)
     except KeyboardInterrupt:  # before the invocation was recorded: nothing to resume
         log.warning("interrupted before the study started; start it again to run it")
@@ -429,5 +428,37 @@ def launch(
     return run_study(spec, options, invocation)
 
 
+def fits_the_cluster(parser: argparse.ArgumentParser, spec: StudySpec) -> bool:
+    """A trial's CPUs and GPUs against what the joined cluster can scale to (not what is up
+    now); an error line when they do not fit."""
+    import ray
+
+    from .cluster_check import autoscaling_config_path, check_trial_fits, node_shapes
+
+    try:
+        shapes = node_shapes(ray.nodes(), autoscaling_config_path())
+        check_trial_fits(spec.gpus_per_trial, spec.cpus_per_trial, shapes)
+    except ValueError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return False
+    return True
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` once everything is written: Ray stopped, the streams and
+    logs flushed. The interpreter's own teardown after Ray then takes ~2.5 s and writes
+    nothing (MLflow's calls are synchronous, every file is closed), so it is skipped."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
