@@ -1,14 +1,14 @@
 """A study's plan of trials, each kind knowing everything about itself.
 
 `Grid` (a fixed list of variants, each run once per seed), `AlphaEscalation` (Sec. 3.2: per
-N, alpha = start, start + step, ... until a run diverges), `RankEstimate` (the escalation on
+N, a ladder of alphas climbed until a run diverges), `RankEstimate` (the escalation on
 a user's data, then explicit bottlenecks around the rank it found) and `OptunaSpace` (k / N
 / alpha searched for the best downstream metric). A plan says which variants it can hand out
 (every one is built once before Ray starts, so a bad value fails early), how many trials it
 takes at most, how many can run at once, which config keys it varies, how it reads in words,
 its Ray Tune searcher, whether a finished set of trials completes it, and what its outcome
-adds to the results table. The rest of the service asks the plan; it never asks which kind
-it is.
+adds to the results table (`Plan`, the protocol). The rest of the service asks the plan; it
+never asks which kind it is.
 
 A variant is a dict of `RunConfig` overrides (`search_spaces` names the paper's);
 every trial config is `base | variant | seed | --set overrides`.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -384,4 +384,21 @@ def _confirmation_trials(spec: StudySpec, chosen: dict[str, Any]) -> list[dict[s
     return [spec.trial_config(variant, (seed,)) for seed in spec.plan.confirm_seeds(spec.seeds[0])]
 
 
-Plan = Grid | AlphaEscalation | RankEstimate | OptunaSpace
+class Plan(Protocol):
+    """What the study service asks of a plan, whatever its kind (the four above, or one a
+    study file defines): nothing else, and never which kind it is."""
+
+    at_most: bool  # the plan may end before its last trial (the count is an upper bound)
+    groups_seeds: bool  # a trial may train several seeds side by side
+    max_concurrent: int | None  # a cap of the plan's own on trials at once
+
+    def all_variants(self) -> list[Variant]: ...
+    def runs(self, seeds: Sequence[int]) -> list[tuple[Variant, int]]: ...
+    def trial_count(self, seed_groups: int) -> int: ...
+    def in_flight(self, runs: int, seeds: int) -> int: ...
+    def varied_keys(self) -> set[str]: ...
+    def describe(self, seeds: int) -> list[str]: ...
+    def searcher(self, spec: StudySpec, storage_url: str | None, name: str) -> Searcher: ...
+    def tune_samples(self) -> int: ...
+    def complete(self, spec: StudySpec, completed: Completed) -> bool: ...
+    def outcome(self, trials: pd.DataFrame) -> list[Outcome]: ...
