@@ -142,11 +142,11 @@ class AlphaEscalation(_ReplayedPlan):
         return {**self.variant, "depth": depth, "alpha": alpha}
 
     def all_variants(self) -> list[Variant]:
-        """Every rung up to `max_alpha`."""
+        """Every rung of the ladder."""
         return [self.rung(n, a) for n in self.depths for a in self.ladder()]
 
     def trial_count(self, seed_groups: int) -> int:
-        """The most trials the ladder can take (every rung stable up to max_alpha)."""
+        """The most trials the ladder can take (every rung stable up to its top)."""
         return len(self.depths) * len(self.ladder()) * seed_groups
 
     def in_flight(self, runs: int, seeds: int) -> int:

@@ -44,7 +44,7 @@ def test_an_escalation_stopped_between_rungs_is_not_finished():
     assert not plan_complete(spec, first_rungs)  # N=2 still has alpha 4 to run
 
 
-def test_an_escalation_is_finished_when_every_depth_diverged_or_reached_max_alpha():
+def test_an_escalation_is_finished_when_every_depth_diverged_or_reached_its_top():
     spec = escalation_spec()
     done = rung(spec, 2, 2.0) + rung(spec, 4, 2.0, diverged_seed=1)
     done += rung(spec, 2, 4.0) + rung(spec, 2, 6.0)
