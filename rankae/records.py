@@ -176,15 +176,15 @@ class EpochRecord:
     we_held_steps: int | None = None
     we_longest_wait: int | None = None
 
-    @property
+    @cached_property
     def we_rank(self) -> int | None:
         return self._rank(self.we_singular_values)
 
-    @property
+    @cached_property
     def latent_rank(self) -> int | None:
         return self._rank(self.latent_singular_values)
 
-    @property
+    @cached_property
     def we_gap(self) -> float | None:
         """sigma_r / sigma_r+1 of W_e at its rank (`rankae.settle.spectral_gap`)."""
         values, rank = self.we_singular_values, self.we_rank
