@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from rankae.config import CONV_CHANNELS, ConfigError, RunConfig
-from rankae.engine import RunData, load_run_data
-from rankae.userdata import UserDataError, load_user_data
+from rankae.rundata import RunData, split_user_data
+from rankae.userdata import UserData, UserDataError, load_user_data
 from rankae.vectorized import VectorizedTrainer
 
 from .load import run_row, tidy_trials
@@ -143,18 +143,19 @@ class LatentRank:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "x.npy"
             np.save(path, np.asarray(x))
-            try:
-                base = self.settings(str(path))
-                data = load_run_data(base)  # read, split and standardised once, as in a trial
+            try:  # read and standardised once, as the study service reads a user's file
+                user = load_user_data(path, None)
             except UserDataError as err:  # about the caller's array, not this temporary file
                 raise UserDataError(str(err).replace(str(path), "x")) from None
-            depths = DEPTHS[data_kind(base)][self.preset]
-            rows = [row for n in depths for row in self._ladder(base, n, data)]
-            answer = trials_answer(tidy_trials(rows))
-            if answer is not None and self.check:
-                budget = check_budget(base)
-                for variant in check_variants(answer.rank, base.latent_dim, budget):
-                    rows += self._rung(base.replace(**variant), data, CHECK_SEEDS)
+        base = self.settings(user, "x")
+        data = split_user_data(base, user)  # split once, as in a trial
+        depths = DEPTHS[data_kind(base)][self.preset]
+        rows = [row for n in depths for row in self._ladder(base, n, data)]
+        answer = trials_answer(tidy_trials(rows))
+        if answer is not None and self.check:
+            budget = check_budget(base)
+            for variant in check_variants(answer.rank, base.latent_dim, budget):
+                rows += self._rung(base.replace(**variant), data, CHECK_SEEDS)
         self.runs_ = tidy_trials(rows)
         self.answer_: RankAnswer | None = trials_answer(self.runs_)
         stable = self.answer_ is not None and self.answer_.stable
@@ -163,11 +164,10 @@ class LatentRank:
         self.emergence_ = emergence_table(self.runs_)
         return self
 
-    def settings(self, data_path: str) -> RunConfig:
-        """The study's run settings for the data at `data_path`, with this estimator's
-        epochs; the data's shape is read from it (a bad file fails here)."""
-        data = load_user_data(data_path, None)
-        base = run_settings(data.kind, len(data), data.x.shape[1], False, self.preset)
+    def settings(self, user: UserData, data_path: str) -> RunConfig:
+        """The study's run settings for the user's data (unlabelled: `fit` ignores `y`),
+        named `data_path`, with this estimator's epochs."""
+        base = run_settings(user.kind, len(user), user.x.shape[1], False, self.preset)
         base = base.replace(data_path=data_path)
         return (base.replace(epochs=self.epochs) if self.epochs else base).validate()
 

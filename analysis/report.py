@@ -282,13 +282,13 @@ def pooled_trials(
 
 def training_inputs(run_id: str, tracking_uri: str) -> np.ndarray:
     """A run's training split of the user's data, flattened, row i the input of its codes' row
-    i: the split `rankae.engine.load_user_run_data` made, made again from the run's settings."""
+    i: the split `rankae.rundata.load_run_data` made, made again from the run's settings."""
     from rankae.config import RunConfig, parse_value
-    from rankae.engine import load_user_run_data
+    from rankae.rundata import load_run_data
 
     params = MlflowClient(tracking_uri).get_run(run_id).data.params
     settings = {key: parse_value(key, params[key]) for key in SPLIT_SETTINGS}
-    split = load_user_run_data(RunConfig(dataset="user", **settings)).train
+    split = load_run_data(RunConfig(dataset="user", **settings)).train
     return split.images.flatten(1).numpy()
 
 

@@ -12,13 +12,14 @@ The same shape as the named studies in `study/studies/`: `PRESETS` and
 
 from rankae.config import linear_synthetic
 from study.plans import Grid
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 SCALES = {"full": (1e-3, 1e-2, 1e-1, 1.0), "smoke": (1e-3, 1.0)}
 PRESETS = tuple(SCALES)
 
 
-def get_config(preset: str = "full") -> StudySpec:
+def get_config(preset: str = "full", data: StudyData | None = None) -> StudySpec:
     smoke = preset == "smoke"
     sub_network = {"bottleneck": "linear_net", "init": "orthogonal", "depth": 16, "alpha": 2.0}
     return StudySpec(

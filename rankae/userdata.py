@@ -12,6 +12,10 @@ images as float32 (n, C, S, S) in [0, 1] like `rankae.data`'s, or vectors standa
 feature. Every problem is a `UserDataError` with a one-line message that names the file and
 what is allowed, raised before any work starts. The loader only reads: nothing is written
 (except torchvision's own download of a named dataset into the data root).
+
+`save_prepared` writes loaded data as one `.npz` that `load_user_data` reads back as it is
+(no decoding, resizing or standardising again): the study service decodes a user's source
+once per invocation, and its trials and report load that file.
 """
 
 from __future__ import annotations
@@ -131,6 +135,10 @@ def load_user_data(
         if path.is_dir():
             raw = _read_image_folder(path, image_size)
         elif path.suffix.lower() in ARRAY_EXTENSIONS:
+            prepared = _read_prepared(path, labels, image_size)
+            if prepared is not None:
+                _check_count(len(prepared), source, min_samples)
+                return prepared
             raw = _read_array_file(path, image_size)
         else:
             suffix = path.suffix.lower() or "(none)"
@@ -383,13 +391,17 @@ def _standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return ((raw - mean) / scale).to(torch.float32), mean, scale
 
 
-def _finish(raw: _Raw, source: str, labels_file: str | None, min_samples: int) -> UserData:
-    """The checks every source shares (sample count, labels), then standardised vectors."""
-    n = raw.x.shape[0]
+def _check_count(n: int, source: str, min_samples: int) -> None:
     if n < min_samples:
         raise UserDataError(
             f"{source} has {n:,} samples: needs at least {min_samples:,} samples (one batch)"
         )
+
+
+def _finish(raw: _Raw, source: str, labels_file: str | None, min_samples: int) -> UserData:
+    """The checks every source shares (sample count, labels), then standardised vectors."""
+    n = raw.x.shape[0]
+    _check_count(n, source, min_samples)
     notes, classes = list(raw.notes), raw.classes
     if labels_file is not None:
         path = Path(labels_file).expanduser()
@@ -421,4 +433,63 @@ def _finish(raw: _Raw, source: str, labels_file: str | None, min_samples: int) -
         scale=scale,
         notes=tuple(notes),
         classes=classes,
+    )
+
+
+# --- the prepared file -----------------------------------------------------------------
+PREPARED_MARK = "rankstudy_prepared"  # the key (holding the kind) of a `save_prepared` file
+OPTIONAL_ARRAYS = ("labels", "mean", "scale")  # a prepared file holds those the data has
+
+
+def save_prepared(data: UserData, path: str | Path) -> Path:
+    """`data` as one uncompressed .npz that `load_user_data` reads back as it is: the arrays,
+    the labels, the standardisation, the source's name and what was done on the way in.
+    Written under a temporary name and renamed, so no reader sees half a file."""
+    path = Path(path)
+    arrays = {
+        PREPARED_MARK: np.array(data.kind),
+        "x": data.x.numpy(),
+        "source": np.array(data.source),
+        "notes": np.array(data.notes, dtype=str),
+        "classes": np.array(data.classes, dtype=str),
+    }
+    present = {key: getattr(data, key) for key in OPTIONAL_ARRAYS}
+    arrays |= {key: value.numpy() for key, value in present.items() if value is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as stream:
+        np.savez(stream, **arrays)
+    partial.replace(path)
+    return path
+
+
+def _read_prepared(path: Path, labels: str | None, image_size: int) -> UserData | None:
+    """The data of a `save_prepared` file, or None when `path` is not one."""
+    if path.suffix.lower() != ".npz":
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if PREPARED_MARK not in archive.files:
+                return None
+            stored = {key: archive[key] for key in archive.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        return None  # not a readable archive: the array reader says why
+    if labels is not None:
+        raise UserDataError(f"{path} is prepared data and holds its labels: give no labels file")
+    x = torch.from_numpy(stored["x"])
+    if x.dim() == 4 and tuple(x.shape[2:]) != (image_size, image_size):
+        raise UserDataError(
+            f"{path} holds images prepared at {x.shape[2]}x{x.shape[3]}: "
+            f"image_size={image_size} needs them prepared again from their source"
+        )
+    optional = {key: torch.from_numpy(stored[key]) for key in OPTIONAL_ARRAYS if key in stored}
+    return UserData(
+        x=x,
+        kind=str(stored[PREPARED_MARK]),
+        source=str(stored["source"]),
+        notes=tuple(str(note) for note in stored["notes"]),
+        classes=tuple(str(name) for name in stored["classes"]),
+        labels=optional.get("labels"),
+        mean=optional.get("mean"),
+        scale=optional.get("scale"),
     )

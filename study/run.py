@@ -23,17 +23,30 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from rankae.config import ConfigError
+from rankae.config import USER_DATA_SETTINGS, ConfigError
 
 from . import kinds
 from .cost import estimate
 from .invocations import check_unchanged, content_digests, find_invocation
 from .kinds import OneLineParser
+from .prepare import StudyData, absolute, read_data, write_prepared
 from .spec import StudySpec, parse_grid, parse_override
-from .studies import TIERS, config, is_study_file, load, names, presets, study_name, takes_data
+from .studies import (
+    TIERS,
+    check_data_given,
+    config,
+    is_study_file,
+    load,
+    names,
+    presets,
+    study_name,
+)
 from .table import aligned
+
+if TYPE_CHECKING:
+    from rankae.userdata import UserData
 
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
 
@@ -105,20 +118,22 @@ def preset_of(options: dict[str, Any]) -> str | None:
     return "smoke" if smoke else preset
 
 
-def resolve_spec(options: dict[str, Any]) -> StudySpec:
-    """Study module preset -> CLI changes -> validated spec (every trial config built once)."""
-    name = options["name"]
-    if takes_data(name) and not options.get("data"):
-        raise UsageError(
-            f"{name} needs --data PATH: a .npy/.npz file, an image folder or torchvision:NAME"
-        )
-    spec = config(name, preset_of(options), options.get("data"), options.get("labels"))
+def resolve_spec(options: dict[str, Any], data: StudyData | None = None) -> StudySpec:
+    """Study module preset -> CLI changes -> validated spec (every trial config built once);
+    `data`: the user's data (`--data`), read once (`study.prepare.read_data`)."""
+    spec = config(options["name"], preset_of(options), data)
     seeds = options.get("seeds")
     if isinstance(seeds, str):  # an invocation recorded before --seeds was parsed on entry
         seeds = kinds.seed_list(seeds)
     if seeds:
         spec = replace(spec, seeds=tuple(seeds))
     overrides = dict(parse_override(item) for item in options.get("set", []))
+    given = [key for key in USER_DATA_SETTINGS if key in overrides]
+    if given:
+        raise UsageError(
+            f"--set {given[0]}=... is not allowed: give a user's data with --data PATH "
+            "(and --labels PATH), which is read once and prepared for the trials"
+        )
     spec = spec.with_overrides(overrides)
     axes = [parse_grid(item) for item in options.get("grid", [])]
     if axes:
@@ -149,8 +164,9 @@ def check_gpus(gpus_per_trial: float, available: float) -> None:
 
 
 def check_data(spec: StudySpec) -> tuple[int, int | None]:
-    """Read the data once on the driver: a missing or unreadable dataset fails here, not in
-    every trial (with internet this is also where torchvision downloads it, once).
+    """The data checked once on the driver: a missing or unreadable dataset fails here, not in
+    every trial (with internet this is also where torchvision downloads it, once); a user's
+    data was read already, and its shape is checked here.
 
     Returns what a trial will hold in memory: the number of input values of its training
     data, and the vectors' width D where the model takes it from the data (else None).
@@ -162,12 +178,14 @@ def check_data(spec: StudySpec) -> tuple[int, int | None]:
     base = spec.base.replace(**spec.overrides)
     if base.dataset == "synthetic":
         return base.synth_samples * base.synth_dim, base.synth_dim
+    if spec.data is not None:  # read already (`study.prepare.read_data`)
+        if spec.data.n < base.batch_size:
+            raise UsageError(
+                f"{spec.data.source} has {spec.data.n:,} samples: needs at least "
+                f"batch_size={base.batch_size:,} (one batch)"
+            )
+        return spec.data.values, spec.data.width if spec.data.kind == "vectors" else None
     try:
-        if base.dataset == "user":
-            from rankae.userdata import load_user_data
-
-            user = load_user_data(base.data_path, base.labels_path, min_samples=base.batch_size)
-            return user.x.numel(), user.x.shape[1] if user.kind == "vectors" else None
         sample = load_images(base.dataset, "test", base.data_root, limit=1).images
     except DataNotFoundError as err:
         raise UsageError(str(err).replace("\n", " ")) from None
@@ -255,9 +273,9 @@ def describe_plan(spec: StudySpec) -> str:
     lines = [f"study {spec.name} ({spec.figure}), preset {spec.preset}; seeds {list(spec.seeds)}"]
     base = spec.base.replace(**spec.overrides)
     data = f"n_train={base.n_train or 'all'} n_eval={base.n_eval or 'all'}"
-    if base.data_path:  # data of the user's, read from a file
-        labels = f" labels_path={base.labels_path}" if base.labels_path else ""
-        data = f"data_path={base.data_path}{labels} architecture={base.architecture} {data}"
+    if spec.data is not None:  # the user's (its trials load it prepared)
+        labels = f" labels_path={spec.data.labels}" if spec.data.labels else ""
+        data = f"data_path={spec.data.source}{labels} architecture={base.architecture} {data}"
     lines.append(
         f"base: dataset={base.dataset} {data} bottleneck={base.bottleneck} init={base.init} "
         f"epochs={base.epochs} optimizer={base.optimizer} "
@@ -307,13 +325,16 @@ def check_resume_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def setup_logging() -> None:
-    """The CLI's messages on stderr as `rankstudy: ...` (INFO and up); idempotent."""
+    """The CLI's messages on stderr as `rankstudy: ...` (INFO and up); idempotent. Each
+    call points the handler at the current stderr: `main` may run several times in one
+    process (a notebook, the tests), each time with its own stream."""
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("rankstudy: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    log.handlers[0].setStream(sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.name:
         parser.error("a study NAME is required (see --list)")
     try:
-        options, spec, invocation = checked_invocation(parser, args)
+        options, spec, invocation, user = checked_invocation(parser, args)
         if args.dry_run:
             print(describe_plan(spec))
             return 0
@@ -344,14 +365,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while checking: nothing was started or written
         log.warning("interrupted before the study started; nothing was written")
         return 130
-    return launch(parser, options, spec, invocation)
+    return launch(parser, options, spec, invocation, user)
 
 
 def checked_invocation(
     parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> tuple[dict[str, Any], StudySpec, dict[str, Any] | None]:
-    """The options (a resumed invocation's own), the validated spec and the invocation to
-    resume (None: a new one); the inputs' content hashes recorded or compared."""
+) -> tuple[dict[str, Any], StudySpec, dict[str, Any] | None, UserData | None]:
+    """The options (a resumed invocation's own), the validated spec, the invocation to
+    resume (None: a new one) and the user's data, read once (None: the study reads none);
+    the inputs' content hashes recorded or compared."""
     options = vars(args).copy()
     invocation = None
     if args.resume:
@@ -362,12 +384,13 @@ def checked_invocation(
         recorded = options.get("inputs", {})  # before anything reads them again
         now = content_digests(path for path in recorded if Path(path).exists())
         check_unchanged(recorded, now, invocation["run_name"])
-    spec = resolve_spec(options)
-    base = spec.base.replace(**spec.overrides)
-    study_file = options["name"] if is_study_file(options["name"]) else None
-    read = [p for p in (base.data_path, base.labels_path, study_file) if p and Path(p).exists()]
-    options["inputs"] = content_digests(read)
-    return options, spec, invocation
+    name, source, labels = options["name"], options.get("data"), options.get("labels")
+    check_data_given(name, bool(source or labels))
+    study_file = name if is_study_file(name) else None
+    inputs = [absolute(p) for p in (source, labels) if p] + [study_file]
+    options["inputs"] = content_digests(p for p in inputs if p and Path(p).exists())
+    user, data = read_data(source, labels, options["inputs"]) if source else (None, None)
+    return options, resolve_spec(options, data), invocation, user
 
 
 def check_places(options: dict[str, Any], spec: StudySpec) -> None:
@@ -400,6 +423,7 @@ def launch(
     options: dict[str, Any],
     spec: StudySpec,
     invocation: dict[str, Any] | None,
+    user: UserData | None,
 ) -> int:
     """Start (or join) Ray and run the study; every check has passed."""
     from .grouping import resolve_seeds_per_trial
@@ -407,18 +431,25 @@ def launch(
     from .store import prepare_store
 
     address, uri = options.get("address"), options["mlflow_uri"]
+
+    def first_writes() -> None:
+        """The MLflow store, and the user's data prepared for the trials."""
+        prepare_store(uri)
+        if user is not None and spec.data is not None:
+            write_prepared(user, spec.data)
+
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # the first write: a local study has passed every check, so its store is
-            # prepared while Ray starts; a cluster's trial shape is checked against it first
-            store = None if address else pool.submit(prepare_store, uri)
+            # the first writes: a local study has passed every check, so they are made
+            # while Ray starts; a cluster's trial shape is checked against it first
+            writes = None if address else pool.submit(first_writes)
             start_ray(address, spec.cpus_per_trial)
-            if store is not None:
-                store.result()
+            if writes is not None:
+                writes.result()
             elif not fits_the_cluster(parser, spec):
                 return 2
             else:
-                prepare_store(uri)
+                first_writes()
         spec = resolve_seeds_per_trial(spec)
     except KeyboardInterrupt:  # before the invocation was recorded: nothing to resume
         log.warning("interrupted before the study started; start it again to run it")

@@ -1,6 +1,6 @@
 """What a named study is: a base run config, a plan of trials, seeds and resources.
 
-Study modules in `study/studies/` return a `StudySpec` from `get_config(preset)`. Config
+Study modules in `study/studies/` return a `StudySpec` from `get_config(preset, data)`. Config
 values flow one way: CLI -> StudySpec -> plan -> trial config (`trainables.contract`) ->
 `rankae` objects.
 """
@@ -17,6 +17,7 @@ from rankae.config import ConfigError, RunConfig, parse_value
 from trainables.contract import trial_config
 
 from .plans import Grid, Plan, Variant
+from .prepare import StudyData
 
 # Variants one --grid may make: each is a trial config built in the driver's memory (and
 # validated) before anything starts, as the seeds are (`study.kinds.SEEDS_MAX`).
@@ -38,6 +39,7 @@ class StudySpec:
     seeds_per_trial: int | None = None  # seeds trained side by side per trial; None: auto
     overrides: dict[str, Any] = field(default_factory=dict)  # the user's --set values
     grid: GridAxes = ()  # the user's --grid axes, which replaced the study's own plan
+    data: StudyData | None = None  # a user's data (--data), which its trials load prepared
 
     def with_overrides(self, overrides: dict[str, Any]) -> StudySpec:
         return replace(self, overrides={**self.overrides, **overrides})

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from study.run import main
-from study.studies import names, presets, takes_data
+from study.studies import names, presets, reads_user_data
 from tools.example_data import write
 
 GOLDEN = Path(__file__).parent / "golden" / "dry_run.txt"
@@ -30,7 +30,7 @@ def dry_runs(folder: Path) -> str:
     write("digits", folder / EXAMPLE_DATA)
     sections = []
     for name in names():
-        data = ["--data", EXAMPLE_DATA] if takes_data(name) else []
+        data = ["--data", EXAMPLE_DATA] if reads_user_data(name) else []
         for tier in presets(name):
             printed = io.StringIO()
             with contextlib.chdir(folder), contextlib.redirect_stdout(printed):

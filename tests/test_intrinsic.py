@@ -195,7 +195,7 @@ def test_the_id_by_scale_figure_draws_one_line_per_source(tmp_path) -> None:
 
 def test_the_report_sets_the_training_split_beside_the_vanilla_codes(tmp_path, monkeypatch) -> None:
     """`training_inputs`: the run's training split, row i the input of its codes' row i (the
-    split `load_user_run_data` makes from the run's settings); `estimators_table` reads it
+    split `rankae.rundata.load_run_data` makes from the run's settings); `estimators_table` reads it
     and the codes from one run, the first healthy vanilla seed."""
     from analysis import report
     from rankae.userdata import load_user_data

@@ -11,6 +11,7 @@ from analysis.latent_rank import LatentRank
 from analysis.rank_estimate import knee_ks
 from rankae.config import ConfigError
 from rankae.userdata import UserDataError
+from study.prepare import read_data
 from study.studies.rank_of import get_config
 from tools import example_data
 
@@ -52,8 +53,9 @@ def test_the_api_and_the_cli_study_run_the_same_settings(tmp_path):
     x, _ = example_data.linear(4)
     path = tmp_path / "x.npy"
     np.save(path, x)
+    user, data = read_data(str(path), None, {})
     for preset in ("smoke", "laptop", "full"):
-        assert LatentRank(preset).settings(str(path)) == get_config(preset, str(path)).base
+        assert LatentRank(preset).settings(user, data.path) == get_config(preset, data).base
 
 
 @pytest.mark.parametrize(

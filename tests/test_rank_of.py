@@ -27,8 +27,10 @@ from analysis.rank_estimate import (
     rank_answer,
     run_rank,
 )
+from rankae import userdata
 from rankae.config import RunConfig
 from rankae.records import CODES_ARTIFACT
+from study.prepare import read_data
 from study.run import main
 from study.searchers import RankEstimateSearcher, Searcher, replay_complete
 from study.studies import config
@@ -182,7 +184,7 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
     vanilla; replayed over those trials it says the plan is done."""
     x, y = example_data.linear(4)
     np.save(tmp_path / "x.npy", x)
-    spec = config("rank_of", "laptop", str(tmp_path / "x.npy"))
+    spec = config("rank_of", "laptop", read_data(str(tmp_path / "x.npy"), None, {})[1])
     searcher = RankEstimateSearcher(spec)
     finished, step = [], 0
 
@@ -219,13 +221,30 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
     for 100 epochs instead of 30: the codes hold rank 4 (gap 478x) while W_e's 1% count
     keeps a fifth, weak direction, so the answer says the rank had not converged. The
     held-out check's knee is at 4, and `--resume` of the finished invocation runs nothing.
-    (`LatentRank` runs the same settings: tests/test_latent_rank.py.)"""
+    (`LatentRank` runs the same settings: tests/test_latent_rank.py.)
+
+    The source is decoded once: it is moved away as soon as it has been read, and every
+    trial still trains on the prepared file; `--resume` loads that file, and a changed
+    source is refused."""
     x, y = example_data.linear(4)
-    np.save(tmp_path / "x.npy", x)
+    source, hidden = tmp_path / "x.npy", tmp_path / "x.hidden"
+    np.save(source, x)
     np.save(tmp_path / "y.npy", y)
+    reads = []
+
+    def read_once(path: Path, image_size: int):
+        reads.append(path)
+        raw = read_array_file(path, image_size)
+        path.rename(hidden)  # a second read, in the driver or a trial, would find nothing
+        return raw
+
+    read_array_file = userdata._read_array_file
+    monkeypatch.setattr(userdata, "_read_array_file", read_once)
     folder = tmp_path / "run"
-    data = ["--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    data = ["--data", str(source), "--labels", str(tmp_path / "y.npy")]
     assert run_rank_of(folder, monkeypatch, *data, "--smoke", "--set", "epochs=100") == 0
+    assert reads == [source]
+    hidden.rename(source)
     out = capsys.readouterr().out
     assert "latent-rank estimate: latent rank 4, not converged (4 in 1/1 runs" in out
     assert "0 of the 1 at 4 settled" in out and "the check agrees: its knee is at k = 4" in out
@@ -244,6 +263,11 @@ def test_linear_rank_4_vectors_with_labels_are_estimated_as_rank_4(
 
     assert run_rank_of(folder, monkeypatch, "--resume") == 0
     assert len(runs_of(folder)[1]) == len(trials)  # a finished plan has nothing left to run
+    assert reads == [source]  # the resume loaded the prepared file
+    np.save(source, x[::-1])
+    capsys.readouterr()
+    assert run_rank_of(folder, monkeypatch, "--resume") == 2
+    assert f"{source} changed since the invocation started" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from analysis.report import main as report_main
 from study.plans import AlphaEscalation, Grid, OptunaSpace
+from study.prepare import read_data
 from study.run import main
 from study.studies import config, names
 
@@ -72,8 +73,8 @@ def studies(smoke_studies):
 
 def smoke_config(name: str, folder: Path):
     """The study's smoke spec, on the data its smoke run read."""
-    data = [str(folder / EXAMPLE_DATA)] if name in DATA else []
-    return config(name, "smoke", *data)
+    data = read_data(str(folder / EXAMPLE_DATA), None, {})[1] if name in DATA else None
+    return config(name, "smoke", data)
 
 
 def trial_runs(db: Path, name: str) -> list:

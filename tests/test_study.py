@@ -16,8 +16,10 @@ from study.launch import run_study
 from study.plans import AlphaEscalation, alpha_ladder
 from study.spec import StudySpec
 from study.stopper import DivergenceStopper
+from study.studies import config
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKE_EPOCHS = config("linear_depth_sweep", "smoke").base.epochs  # records per trial
 
 
 def trial_runs(db: Path, experiment: str) -> list:
@@ -109,7 +111,7 @@ def test_linear_smoke_logs_one_finished_run_per_trial(linear_smoke):
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     for run in runs:
         history = client.get_metric_history(run.info.run_id, "loss")
-        assert sorted(m.step for m in history) == list(range(1, 61))
+        assert sorted(m.step for m in history) == list(range(1, SMOKE_EPOCHS + 1))
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"spectra.json", "final.json", "spectrum_trajectory.png"} <= artifacts
         assert run.data.params["dataset"] == "synthetic"

@@ -505,13 +505,13 @@ def test_list_shows_every_study_with_its_tiers(capsys):
 
 def test_every_tier_of_every_study_dry_runs_with_its_estimate(capsys, tmp_path):
     from study.run import main
-    from study.studies import names, presets, takes_data
+    from study.studies import names, presets, reads_user_data
     from tools.example_data import write
 
     data = ["--data", str(write("linear", tmp_path / "linear.npz"))]
     for name in names():
         for preset in presets(name):
-            args = [name, "--preset", preset, "--dry-run", *(data if takes_data(name) else [])]
+            args = [name, "--preset", preset, "--dry-run", *(data if reads_user_data(name) else [])]
             assert main(args) == 0, (name, preset)
             out = capsys.readouterr().out
             assert f"preset {preset};" in out and "CPU-core-h (~" in out, out

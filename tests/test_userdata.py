@@ -18,7 +18,7 @@ import rankae.userdata as userdata
 from rankae.bottleneck import LinearSubnetwork
 from rankae.data import DataNotFoundError
 from rankae.models import MLP_HIDDEN, Autoencoder, mlp_encoder_decoder
-from rankae.userdata import UserData, UserDataError, load_user_data
+from rankae.userdata import UserData, UserDataError, load_user_data, save_prepared
 
 
 def write_png(path: Path, pixels: np.ndarray) -> None:
@@ -347,6 +347,38 @@ def test_user_data_is_frozen(tmp_path: Path) -> None:
     assert isinstance(data, UserData)
     with pytest.raises(AttributeError):
         data.kind = "images"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("kind", ["vectors with labels", "images of a folder"])
+def test_a_prepared_file_reads_back_as_the_data_it_was_written_from(tmp_path: Path, kind) -> None:
+    """Arrays, labels, the standardisation, the class names and the notes, unchanged and
+    not standardised again; labels given beside it, or another image size, are refused."""
+    if kind == "vectors with labels":
+        rng = np.random.default_rng(6)
+        np.save(tmp_path / "v.npy", rng.normal(3.0, 2.0, size=(40, 5)))
+        np.save(tmp_path / "y.npy", np.arange(40) % 4)
+        data = load_user_data(tmp_path / "v.npy", tmp_path / "y.npy")
+    else:
+        for label in ("cat", "dog"):
+            (tmp_path / "img" / label).mkdir(parents=True)
+            for i in range(16):
+                Image.new("L", (8, 8), color=i * 8).save(tmp_path / "img" / label / f"{i}.png")
+        data = load_user_data(tmp_path / "img")
+    path = save_prepared(data, tmp_path / "prepared.npz")
+    back = load_user_data(path)
+    assert torch.equal(back.x, data.x) and torch.equal(back.labels, data.labels)
+    for field in ("mean", "scale"):
+        mine, theirs = getattr(back, field), getattr(data, field)
+        assert (mine is None and theirs is None) or torch.equal(mine, theirs)
+    assert (back.kind, back.source, back.notes, back.classes) == (
+        data.kind, data.source, data.notes, data.classes
+    )  # fmt: skip
+    assert back.describe() == data.describe()
+    with pytest.raises(UserDataError, match="prepared data and holds its labels"):
+        load_user_data(path, tmp_path / "y.npy")
+    if kind == "images of a folder":
+        with pytest.raises(UserDataError, match="prepared at 32x32: image_size=16"):
+            load_user_data(path, image_size=16)
 
 
 # --- the MLP autoencoder these vectors train --------------------------------------------

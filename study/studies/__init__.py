@@ -1,10 +1,11 @@
-"""The named studies: one module each, `get_config(preset) -> StudySpec`.
+"""The named studies: one module each, `get_config(preset, data=None) -> StudySpec`.
 
 A module lists the tiers it offers in `PRESETS` (`full` and `smoke` always; `laptop` where
 a CPU-hour result means something, `desktop` where a few CPU-hours let the rank settle);
-`config(name, preset)` is the one way in. A study of
-a user's own data (`rank_of`) says `TAKES_DATA = True` and gets `--data` / `--labels` as
-`get_config(preset, data_path, labels_path)`; its `DEFAULT_PRESET` may differ from `full`.
+`config(name, preset, data)` is the one way in. `data` is a user's data (`--data`, read
+once: `study.prepare.StudyData`, its shape and its prepared file); a study whose base reads
+`dataset='user'` (`rank_of`) builds its config from it, every other one gets None. Its
+`DEFAULT_PRESET` may differ from `full`.
 
 A study file outside the package (`python -m study.run ./my_study.py`) has the same shape
 and is loaded the same way: its name is the file's name without `.py`, and its spec must
@@ -17,12 +18,14 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
 from rankae.config import ConfigError
 
 from ..kinds import NAME
+from ..prepare import StudyData
 from ..spec import StudySpec
 
 TIERS = ("full", "desktop", "laptop", "smoke")
@@ -80,9 +83,9 @@ def _load_file(path: Path) -> ModuleType:
     if missing or not offered or not set(offered) <= set(TIERS):
         del sys.modules[module_name]
         raise ConfigError(
-            f"study file {path.name} must define get_config(preset) -> StudySpec and PRESETS, "
-            f"a tuple of tiers from {', '.join(TIERS)} (it has PRESETS={offered!r}; missing: "
-            f"{', '.join(missing) or 'nothing'})"
+            f"study file {path.name} must define get_config(preset, data=None) -> StudySpec "
+            f"and PRESETS, a tuple of tiers from {', '.join(TIERS)} (it has "
+            f"PRESETS={offered!r}; missing: {', '.join(missing) or 'nothing'})"
         )
     return module
 
@@ -95,34 +98,22 @@ def default_preset(name: str) -> str:
     return getattr(load(name), "DEFAULT_PRESET", "full")
 
 
-def takes_data(name: str) -> bool:
-    """Whether the study reads a user's data (`--data`)."""
-    return getattr(load(name), "TAKES_DATA", False)
+def reads_user_data(name: str) -> bool:
+    """Whether the study trains on a user's data (`--data`): its base says dataset='user'."""
+    return config(name).base.dataset == "user"
 
 
-def config(
-    name: str,
-    preset: str | None = None,
-    data_path: str | None = None,
-    labels_path: str | None = None,
-) -> StudySpec:
-    """The study's spec at one tier (None: its default); a tier it does not offer is refused
-    by name, and so is data given to a study that reads none."""
+def config(name: str, preset: str | None = None, data: StudyData | None = None) -> StudySpec:
+    """The study's spec at one tier (None: its default) for `data` (None: none given); a
+    tier it does not offer is refused by name, and so is data given to a study that reads
+    none."""
     preset = preset or default_preset(name)
     offered = presets(name)
     if preset not in offered:
         raise ConfigError(
             f"preset {preset!r} is not offered by {name}: use one of {', '.join(offered)}"
         )
-    if not takes_data(name):
-        if data_path or labels_path:
-            readers = ", ".join(n for n in names() if takes_data(n))
-            raise ConfigError(
-                f"--data/--labels are for the studies of a user's data ({readers}), not {name}"
-            )
-        spec = load(name).get_config(preset)
-    else:
-        spec = load(name).get_config(preset, data_path, labels_path)
+    spec = load(name).get_config(preset, data)
     if not isinstance(spec, StudySpec):
         raise ConfigError(f"{name}: get_config({preset!r}) returned {type(spec).__name__}, "
                           "not a StudySpec")  # fmt: skip
@@ -131,4 +122,21 @@ def config(
             f"{name}: its StudySpec is named {spec.name!r}; name it {study_name(name)!r} (the "
             "study's name, which --resume and the report find its invocations by)"
         )
+    if data is not None:
+        check_data_given(name, True)
+        spec = replace(spec, data=data)
     return spec
+
+
+def check_data_given(name: str, given: bool) -> None:
+    """A study of a user's data needs it (`--data`); every other study takes none."""
+    reads = reads_user_data(name)
+    if given and not reads:
+        readers = ", ".join(n for n in names() if reads_user_data(n))
+        raise ConfigError(
+            f"--data/--labels are for the studies of a user's data ({readers}), not {name}"
+        )
+    if reads and not given:
+        raise ConfigError(
+            f"{name} needs --data PATH: a .npy/.npz file, an image folder or torchvision:NAME"
+        )

@@ -1,7 +1,8 @@
 """The paper's three image studies, parameterised by dataset (MNIST: Sec. 3; CIFAR-10: App. D).
 
 Each named module (`mnist_depth_sweep`, `cifar10_explicit`, ...) is one of these with its
-dataset bound, its own docstring giving the command and how long it takes.
+dataset bound, its own docstring giving the command and how long it takes. They read no
+user's data (`data`, the argument every study's `get_config` takes, is None).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from search_spaces import alpha_sweep as orthogonal_over_alpha
 from search_spaces import depth_sweep as standard_over_depth
 from search_spaces import explicit_sweep, vanilla
 from study.plans import AlphaEscalation, Grid, Plan, alpha_ladder
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 from ._presets import DESKTOP_SEEDS, LAPTOP_SEEDS, MNIST_SEEDS, images
@@ -44,19 +46,19 @@ LADDERS = {  # preset -> (depths, the alphas each N climbs)
 DESKTOP_ALPHAS = (300.0, 100.0, 1000.0)
 
 
-def depth_sweep(dataset: str, preset: str = "full") -> StudySpec:
+def depth_sweep(dataset: str, preset: str = "full", data: StudyData | None = None) -> StudySpec:
     """Vanilla and standard (PyTorch default) init over depth N, judged downstream."""
     plan = Grid(vanilla() + standard_over_depth("standard", DEPTHS[preset]))
     return _spec("depth_sweep", dataset, preset, images(dataset, preset), plan)
 
 
-def explicit(dataset: str, preset: str = "full") -> StudySpec:
+def explicit(dataset: str, preset: str = "full", data: StudyData | None = None) -> StudySpec:
     """The explicit d -> k -> d bottleneck over k, plus vanilla."""
     plan = Grid(vanilla() + explicit_sweep(KS[preset]))
     return _spec("explicit", dataset, preset, images(dataset, preset), plan)
 
 
-def alpha_sweep(dataset: str, preset: str = "full") -> StudySpec:
+def alpha_sweep(dataset: str, preset: str = "full", data: StudyData | None = None) -> StudySpec:
     """Orthogonal init + alpha + lr / N, two-stage, alpha escalated per N (Sec. 3.2).
 
     desktop: single-stage on a fixed alpha grid (DESKTOP_ALPHAS); the switch a patience

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from search_spaces import alpha_sweep
 from study.plans import Grid
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 from ._presets import linear
@@ -20,7 +21,7 @@ SEEDS = {"full": (0, 1, 2), "smoke": (0,)}
 PRESETS = tuple(ALPHAS)
 
 
-def get_config(preset: str = "full") -> StudySpec:
+def get_config(preset: str = "full", data: StudyData | None = None) -> StudySpec:
     plan = Grid(alpha_sweep(16, ALPHAS[preset]))
     spec = StudySpec("linear_alpha_sweep", "Fig. 1(d)", linear(preset), plan, SEEDS[preset])
     return replace(spec, preset=preset, checkpoint_every=10)

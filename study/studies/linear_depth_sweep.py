@@ -11,6 +11,7 @@ orthogonal init converges to rank 8 almost independently of N.
 
 from search_spaces import depth_sweep, vanilla
 from study.plans import Grid
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 from ._presets import linear
@@ -22,7 +23,7 @@ SMOKE_DEPTHS = (4, 16)
 PRESETS = ("full", "smoke")
 
 
-def get_config(preset: str = "full") -> StudySpec:
+def get_config(preset: str = "full", data: StudyData | None = None) -> StudySpec:
     smoke = preset == "smoke"
     depths = SMOKE_DEPTHS if smoke else DEPTHS
     return StudySpec(

@@ -8,6 +8,7 @@ their test accuracy is the search's result. No test number reaches the sampler.
 """
 
 from study.plans import OptunaSpace
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 from ._presets import images
@@ -18,7 +19,7 @@ PRESETS = tuple(SAMPLES)
 FIGURE = "beyond the paper (Fig. 4's question, answered by search)"
 
 
-def get_config(preset: str = "full") -> StudySpec:
+def get_config(preset: str = "full", data: StudyData | None = None) -> StudySpec:
     base = images("mnist", preset, two_stage=False)
     plan = OptunaSpace(
         metric="val_acc_selected",

@@ -39,45 +39,30 @@ Measured choices (docs/results.md, "Estimating the latent rank of a user's data"
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from analysis.latent_rank import DEPTHS, LADDERS, SEEDS, run_settings
 from analysis.rank_estimate import CHECK_SEEDS
-from rankae.userdata import TORCHVISION_PREFIX, load_user_data
 from study.plans import RankEstimate
+from study.prepare import StudyData
 from study.spec import StudySpec
 
 PRESETS = ("laptop", "full", "smoke")
 DEFAULT_PRESET = "laptop"  # the default budget finishes on a laptop; --preset full for more
-TAKES_DATA = True  # study.run's --data / --labels go to get_config
 REFERENCE_SHAPE = ("vectors", 2000, 32)  # what `--list` prices without --data
 
 
-def get_config(
-    preset: str = DEFAULT_PRESET, data_path: str | None = None, labels_path: str | None = None
-) -> StudySpec:
-    """The estimate's plan for the data at `data_path` (read once here, so a bad file fails
-    before anything starts); without data, priced on `REFERENCE_SHAPE` for `--list`."""
-    if data_path is None:
+def get_config(preset: str = DEFAULT_PRESET, data: StudyData | None = None) -> StudySpec:
+    """The estimate's plan for the user's data (`--data`, read once by `study.prepare`: the
+    config takes its shape, and its trials load the prepared file); without data, priced on
+    `REFERENCE_SHAPE` for `--list`."""
+    if data is None:
         kind, n, width = REFERENCE_SHAPE
-        source, labels, labelled = "YOUR_DATA.npy", None, False
+        path, labelled = "YOUR_DATA.npy", False
     else:
-        source, labels = absolute(data_path), labels_path and absolute(labels_path)
-        data = load_user_data(source, labels)
-        kind, n, width = data.kind, len(data), data.x.shape[1]
-        labelled = data.labels is not None
-    base = run_settings(kind, n, width, labelled, preset).replace(
-        data_path=source, labels_path=labels
-    )
+        kind, n, width, path, labelled = data.kind, data.n, data.width, data.path, data.labelled
+    base = run_settings(kind, n, width, labelled, preset).replace(data_path=path)
     plan = RankEstimate(DEPTHS[kind][preset], LADDERS[kind][preset], check_seeds=CHECK_SEEDS)
     spec = StudySpec(
         "rank_of", "a user's data: its latent rank", base.validate(), plan, SEEDS[kind][preset]
     )
     return replace(spec, preset=preset, checkpoint_every=10)
-
-
-def absolute(path: str) -> str:
-    """Trials run in their own folders: a relative path is made absolute here."""
-    if path.startswith(TORCHVISION_PREFIX):
-        return path
-    return str(Path(path).expanduser().absolute())
