@@ -2,7 +2,8 @@
 the linear autoencoder finds (App. B starts it at c = 1e-3)?
 
 The same shape as the named studies in `study/studies/`: `PRESETS` and
-`get_config(preset) -> StudySpec`, whose name is this file's name.
+`get_config(preset, data=None) -> StudySpec`, whose name is this file's name (`data`, a
+user's `--data`, is None: this study reads none).
 
     python -m study.run examples/init_scale.py --dry-run   # the plan and its cost
     python -m study.run examples/init_scale.py --smoke     # CPU: ~1 min

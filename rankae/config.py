@@ -311,7 +311,7 @@ class RunConfig:
 
     def _check_data_and_architecture(self) -> None:
         """Which dataset goes with which architecture and data settings. A user's data is
-        only read by `rankae.engine.load_run_data`, which checks its kind and channels."""
+        only read by `rankae.rundata.load_run_data`, which checks its kind and channels."""
         if self.dataset == "user" and self.data_path is None:
             raise ConfigError(
                 "data_path=None is invalid for dataset='user': give an image folder, a "
