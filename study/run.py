@@ -131,8 +131,8 @@ def resolve_spec(options: dict[str, Any], data: StudyData | None = None) -> Stud
     given = [key for key in USER_DATA_SETTINGS if key in overrides]
     if given:
         raise UsageError(
-            f"--set {given[0]}=... is not allowed: give a user's data with --data PATH "
-            "(and --labels PATH), which is read once and prepared for the trials"
+            f"--set {given[0]}={overrides[given[0]]!r} is not allowed: give a user's data "
+            "with --data PATH (and --labels PATH), which is read once and prepared for the trials"
         )
     spec = spec.with_overrides(overrides)
     axes = [parse_grid(item) for item in options.get("grid", [])]
@@ -334,7 +334,7 @@ def setup_logging() -> None:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    log.handlers[0].setStream(sys.stderr)
+    log.handlers[0].stream = sys.stderr  # not setStream: it flushes the old one, maybe closed
 
 
 def main(argv: list[str] | None = None) -> int:
