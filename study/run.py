@@ -375,20 +375,22 @@ def checked_invocation(
     resume (None: a new one) and the user's data, read once (None: the study reads none);
     the inputs' content hashes recorded or compared."""
     options = vars(args).copy()
-    invocation = None
+    invocation, digests = None, {}  # each input's content digest, computed once
     if args.resume:
         load(args.name)
         check_resume_flags(parser, args)
         invocation = find_invocation(study_name(args.name), args.resume)
         options = {**invocation["options"], "resume": args.resume}
         recorded = options.get("inputs", {})  # before anything reads them again
-        now = content_digests(path for path in recorded if Path(path).exists())
-        check_unchanged(recorded, now, invocation["run_name"])
+        digests = content_digests(path for path in recorded if Path(path).exists())
+        check_unchanged(recorded, digests, invocation["run_name"])
     name, source, labels = options["name"], options.get("data"), options.get("labels")
     check_data_given(name, bool(source or labels))
     study_file = name if is_study_file(name) else None
     inputs = [absolute(p) for p in (source, labels) if p] + [study_file]
-    options["inputs"] = content_digests(p for p in inputs if p and Path(p).exists())
+    new = [p for p in inputs if p and p not in digests and Path(p).exists()]
+    digests |= content_digests(new)
+    options["inputs"] = {p: digests[p] for p in inputs if p in digests}
     user, data = read_data(source, labels, options["inputs"]) if source else (None, None)
     return options, resolve_spec(options, data), invocation, user
 
