@@ -1,6 +1,6 @@
 """MLflow -> pandas: a study's trials, per-epoch histories and spectra as tidy DataFrames.
 
-The study service (`study.tracking`) writes one parent run per invocation (tag role=study)
+The study service (`study.adapters.tracking`) writes one parent run per invocation (tag role=study)
 and one run per trial (role=trial), all tagged with the study's name and invocation. This
 module reads them back from any tracking URI, so a notebook or the report works on a laptop's
 sqlite store and on a team's MLflow server alike. Metric names come from the one trial
@@ -29,7 +29,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from rankae.config import INITS, ConfigError, RunConfig, parse_value
+from rankae.config import INITS, ConfigError, RunConfig, parse_value, setting_text
 from rankae.records import (
     CODES_ARTIFACT,
     DOWNSTREAM_METRICS,
@@ -268,17 +268,14 @@ def variants(frame: pd.DataFrame, settings: list[dict[str, Any]]) -> list[str]:
     group = frame.groupby(list(CONFIG), dropna=False, sort=False).ngroup()
     varied = table.map(repr).groupby(group).transform("nunique") > 1  # per run and setting
     return [
-        " ".join(
-            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-            for key, value in table.loc[run, varied.loc[run]].items()
-        )
+        " ".join(setting_text(key, value) for key, value in table.loc[run, varied.loc[run]].items())
         for run in table.index
     ]
 
 
 def tidy_trials(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Trial rows -> the typed, ordered trial frame (from MLflow here; from Tune's results
-    at the end of a study, `study.table.trials_frame`), with each run's `variant`."""
+    at the end of a study, `study.adapters.table.trials_frame`), with each run's `variant`."""
     settings = [row.pop("settings", {}) for row in rows]
     frame = pd.DataFrame(rows)
     frame["variant"] = variants(frame, settings)

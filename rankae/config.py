@@ -3,7 +3,9 @@
 Every value a trial can vary lives here, so the study service, the command line and
 MLflow all speak the same names. Defaults are the paper's MNIST protocol (App. C);
 the linear synthetic experiment (App. B) overrides them (see `linear_synthetic()`).
-Validation happens once, in `RunConfig.validate()`, with messages a person can act on.
+Validation happens in `RunConfig.validate()`, with messages a person can act on, once per
+config: a config remembers that it passed, so each layer that receives one may ask again
+for free.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def setting(default: Any, help: str, **check: Any) -> Any:
     and `describe_settings()` shows. Checks that relate fields live in `validate()`; their
     rule is in the description."""
     return dataclasses.field(default=default, metadata={"help": help, **check})
+
+
+_VALID = "_validated"  # set on a config once `validate()` has passed
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,8 @@ class RunConfig:
             unused |= EXPLICIT_SETTINGS
         return frozenset(unused)
 
+    LABELLED = ("bottleneck", "init", "depth", "alpha", "k")  # the settings a label shows
+
     def bottleneck_settings(self) -> dict[str, Any]:
         """method, depth, alpha, k: what tells configurations apart (None where unused)."""
         unused = self.unused_settings
@@ -218,9 +225,11 @@ class RunConfig:
             key: None if key in unused else getattr(self, key) for key in ("depth", "alpha", "k")
         }
 
-    def label(self, seeds: Sequence[int] | None = None) -> str:
-        """This run's name (`label`), with `seeds` for a trial of several."""
-        return label(**self.bottleneck_settings(), seeds=seeds or (self.seed,))
+    def label(self, seeds: Sequence[int] | None = None, shown: Sequence[str] = ()) -> str:
+        """This run's name (`label`), with `seeds` for a trial of several, then the settings
+        `shown` (`orthogonal-N4-a2-s0 lr=0.01`: a `--grid` axis the label does not carry)."""
+        name = label(**self.bottleneck_settings(), seeds=seeds or (self.seed,))
+        return " ".join([name, *(setting_text(key, getattr(self, key)) for key in shown)])
 
     @property
     def lr_scaled_by_depth(self) -> bool:
@@ -246,7 +255,10 @@ class RunConfig:
         return cls(**values).validate()
 
     def validate(self) -> RunConfig:
-        """Check every value; return self so calls chain."""
+        """Check every value, once per config (a frozen config that passed stays valid);
+        return self so calls chain."""
+        if self.__dict__.get(_VALID):
+            return self
         for spec in fields(self):
             _check(spec, getattr(self, spec.name))
         if not (_finite(self.divergence_factor) and self.divergence_factor > 1):
@@ -307,6 +319,7 @@ class RunConfig:
                 f"architecture={self.architecture!r} expects {arch_channels} channel(s) but "
                 f"dataset={self.dataset!r} has {channels}"
             )
+        object.__setattr__(self, _VALID, True)  # not a field: equality, to_dict ignore it
         return self
 
     def _check_data_and_architecture(self) -> None:
@@ -386,6 +399,11 @@ def label(
     if seeds is not None:
         parts.append(("seed=" if prose else "s") + "+".join(str(s) for s in seeds))
     return (" " if prose else "-").join(parts)
+
+
+def setting_text(key: str, value: Any) -> str:
+    """`lr=0.01`: one setting as names and the report's variants show it."""
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
 
 
 def _given(value: Any) -> bool:

@@ -49,7 +49,7 @@ def read_data(
     """The data and its `StudyData`: the source decoded and checked, or, when this content
     was prepared before (an earlier invocation, or the one `--resume` continues), its
     prepared file loaded instead. `digests`: each input's content digest by its absolute
-    path (`study.invocations.content_digests`); a torchvision dataset has none and is
+    path (`study.service.invocations.content_digests`); a torchvision dataset has none and is
     named by its name."""
     source, labels = absolute(source), labels and absolute(labels)
     identity = [[path, digests.get(path)] for path in (source, labels) if path]

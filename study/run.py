@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rankae.config import USER_DATA_SETTINGS, ConfigError
 
 from . import kinds
+from .adapters.table import aligned
 from .cost import estimate
-from .invocations import check_unchanged, content_digests, find_invocation
 from .kinds import OneLineParser
 from .prepare import StudyData, absolute, read_data, write_prepared
+from .service.invocations import check_unchanged, content_digests, find_invocation
 from .spec import StudySpec, parse_grid, parse_override
 from .studies import (
     TIERS,
@@ -43,7 +44,6 @@ from .studies import (
     presets,
     study_name,
 )
-from .table import aligned
 
 if TYPE_CHECKING:
     from rankae.userdata import UserData
@@ -400,8 +400,8 @@ def check_places(options: dict[str, Any], spec: StudySpec) -> None:
     the cluster to join, the GPUs, the data and the memory its trials need, the storage."""
     from analysis.load import default_tracking_uri
 
-    from .probes import check_address, check_storage
-    from .store import check_tracking_uri
+    from .adapters.store import check_tracking_uri
+    from .service.probes import check_address, check_storage
 
     options["mlflow_uri"] = options.get("mlflow_uri") or default_tracking_uri()
     check_tracking_uri(options["mlflow_uri"])
@@ -428,9 +428,9 @@ def launch(
     user: UserData | None,
 ) -> int:
     """Start (or join) Ray and run the study; every check has passed."""
-    from .grouping import resolve_seeds_per_trial
-    from .launch import start_ray
-    from .store import prepare_store
+    from .adapters.store import prepare_store
+    from .service.grouping import resolve_seeds_per_trial
+    from .service.launch import start_ray
 
     address, uri = options.get("address"), options["mlflow_uri"]
 
@@ -456,7 +456,7 @@ def launch(
     except KeyboardInterrupt:  # before the invocation was recorded: nothing to resume
         log.warning("interrupted before the study started; start it again to run it")
         return 130
-    from .launch import run_study
+    from .service.launch import run_study
 
     return run_study(spec, options, invocation)
 

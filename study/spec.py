@@ -1,8 +1,8 @@
 """What a named study is: a base run config, a plan of trials, seeds and resources.
 
 Study modules in `study/studies/` return a `StudySpec` from `get_config(preset, data)`. Config
-values flow one way: CLI -> StudySpec -> plan -> trial config (`trainables.contract`) ->
-`rankae` objects.
+values flow one way: CLI -> StudySpec -> its `Trials` -> the plan's search -> trial config
+(`trainables.contract`) -> `rankae` objects.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rankae.config import ConfigError, RunConfig, parse_value
-from trainables.contract import trial_config
 
-from .plans import Grid, Plan, Variant
+from .plans import Grid, Plan, Trials, Variant
 from .prepare import StudyData
 
 # Variants one --grid may make: each is a trial config built in the driver's memory (and
@@ -68,22 +67,22 @@ class StudySpec:
         variants = [dict(zip(keys, combo, strict=True)) for combo in combos]
         return replace(self, plan=Grid(variants), grid=axes)
 
+    def trials(self) -> Trials:
+        """How this study turns a variant into trials (what its plan's search is given):
+        base | --set overrides, then the variant and the seeds."""
+        values = {**self.base.to_dict(), **self.overrides}
+        return Trials(values, tuple(self.seed_groups()), self.checkpoint_every)
+
     def run_config(self, variant: Variant, seed: int) -> RunConfig:
         """base | --set overrides | variant | seed, validated. `--set` may not name a key the
-        plan varies (`fixed_keys`); a variant derived from the overridden base (rank_of's
+        plan varies (`plan_keys`); a variant derived from the overridden base (rank_of's
         check budget) follows the user's value."""
-        values = {**self.base.to_dict(), **self.overrides, **variant, "seed": seed}
-        return RunConfig.from_dict(values)
+        return self.trials().run_config(variant, seed)
 
     def seed_groups(self) -> list[tuple[int, ...]]:
         """The seeds split into trials of `seeds_per_trial` (one each until it is resolved)."""
         size = self.seeds_per_trial or 1
         return [self.seeds[i : i + size] for i in range(0, len(self.seeds), size)]
-
-    def trial_config(self, variant: Variant, seeds: Sequence[int]) -> dict[str, Any]:
-        """What a Ray trial receives: the run config of `seeds` side by side."""
-        run = self.run_config(variant, seeds[0])
-        return trial_config(run, seeds, self.checkpoint_every)
 
     def run_configs(self) -> list[RunConfig]:
         """Every run the plan can make (an escalation: every rung up to its top)."""

@@ -12,19 +12,43 @@ from pathlib import Path
 from typing import TextIO
 
 import pytest
+import torch
 from cifar10_fixture import write_cifar10
 
-from rankae.data import DATA_ROOT_ENV, default_data_root
+from rankae.data import DATA_ROOT_ENV, SPLITS, DataNotFoundError, default_data_root, load_images
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The project's packages compiled once, before any test: where PYTHONDONTWRITEBYTECODE
-    is set (as on the machine docs/benchmarks.md timed the suite on), every CLI subprocess
-    and Ray worker would otherwise compile them from source again (~0.4 s a process)."""
+    """Before any test: in the first process, the project's packages compiled and MNIST
+    extracted, once; in each of the suite's workers (`-n 2` in pyproject.toml), torch on one
+    thread.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the machine docs/benchmarks.md timed the suite
+    on), every CLI subprocess and Ray worker would otherwise compile the packages from source
+    again (~0.4 s a process). Two workers extracting the same MNIST file at once could read it
+    half-written. Two workers share two cores: torch's default of a thread per core would
+    put four spinning threads on them (and OMP_NUM_THREADS carries it to subprocesses; Ray's
+    trials get one thread each from Ray already)."""
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+        return
     for package in sorted(init.parent for init in REPO.glob("*/__init__.py")):
         compileall.compile_dir(package, quiet=1)
+    for split in SPLITS:
+        with contextlib.suppress(DataNotFoundError):  # the tests that need it say so
+            load_images("mnist", split, limit=1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test module runs whole on one worker (its module fixtures are built once), and
+    every module that reads the smoke studies shares one worker (they run once a session)."""
+    smoke = {item.module.__name__ for item in items if "smoke_studies" in item.fixturenames}
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("smoke_studies" if module in smoke else module))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +77,7 @@ def ray_local(data_root):
     """A quiet local Ray (2 CPUs), shared by every test that runs a study in-process."""
     import ray
 
-    from study.launch import start_ray
+    from study.service.launch import start_ray
 
     start_ray(None, 1.0)
     yield ray

@@ -438,7 +438,7 @@ def test_runs_that_differ_in_any_setting_are_different_configurations_not_seeds(
     scale): its runs at one seed are two configurations, each with its own row and label; a
     setting that differs only between bottlenecks (the check's budget) labels nothing."""
     from rankae.config import linear_synthetic
-    from study.table import trials_frame
+    from study.adapters.table import trials_frame
     from trainables.contract import trial_config
 
     sub_network = linear_synthetic(depth=16, alpha=2.0)

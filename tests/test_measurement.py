@@ -30,9 +30,9 @@ from rankae.records import (
     trivial_loss,
 )
 from rankae.vectorized import VectorizedTrainer
+from study.adapters.tracking import LOGGED_METRICS
 from study.plans import AlphaEscalation, alpha_ladder
 from study.studies import mnist_alpha_sweep
-from study.tracking import LOGGED_METRICS
 
 TINY_MNIST = RunConfig(
     dataset="mnist",

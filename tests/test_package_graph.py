@@ -109,7 +109,7 @@ def module_imports() -> dict[str, set[str]]:
 
 def test_no_module_imports_one_that_imports_it_back() -> None:
     edges = module_imports()
-    assert {"study.spec", "study.searchers", "study.plans"} <= set(edges)
+    assert {"study.spec", "study.plans.escalation", "study.plans"} <= set(edges)
     assert "study.plans" in edges["study.spec"]  # the resolution sees real edges
     done: set[str] = set()
 
@@ -130,7 +130,7 @@ def test_the_model_package_imports_no_ray() -> None:
 
 
 def test_planning_a_study_imports_no_ray() -> None:
-    """Ray reads its node-address switch when imported (study/launch.py sets it first), so
+    """Ray reads its node-address switch when imported (study/service/launch.py sets it first), so
     resolving a study from the CLI must not import it on the way."""
     import subprocess
     import sys
@@ -142,3 +142,22 @@ def test_planning_a_study_imports_no_ray() -> None:
     )
     out = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_inside_the_study_service_planning_adapters_and_running_depend_one_way() -> None:
+    """plans (no Ray) <- adapters (Ray Tune, MLflow) <- service <- run: a folder imports
+    none of the ones after it, and the CLI is imported by nothing."""
+    edges = module_imports()
+    above = {
+        "study.plans": ("study.adapters", "study.service", "study.spec", "study.run"),
+        "study.adapters": ("study.service", "study.studies", "study.run"),
+        "study.service": ("study.studies", "study.run"),
+    }
+    wrong = {
+        module: sorted(t for t in targets if t.startswith(above[folder]))
+        for module, targets in edges.items()
+        for folder in above
+        if module.startswith(folder)
+    }
+    assert {module: found for module, found in wrong.items() if found} == {}
+    assert [m for m, targets in edges.items() if "study.run" in targets] == []

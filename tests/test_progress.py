@@ -1,10 +1,10 @@
-"""The console progress of a study (study/progress.py): counts, ETA and rows per trial."""
+"""The console progress of a study (study/adapters/progress.py): counts, ETA and rows per trial."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from study.progress import PlanProgress, clock
+from study.adapters.progress import PlanProgress, clock
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """`rank_of`: the method as an estimate of a user's data's latent rank, through the real CLI.
 
-The estimate's rule and its check (`analysis.rank_estimate`, `study.searchers`) on their own,
-then the study end to end on data of known dimension (`tools.example_data`), on each kind
-of source, and each bad input refused before anything is written.
+The estimate's rule and its check (`analysis.rank_estimate`, `study.plans.rank_estimate`) on
+their own, then the study end to end on data of known dimension (`tools.example_data`), on
+each kind of source, and each bad input refused before anything is written.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from analysis.rank_estimate import (
 from rankae import userdata
 from rankae.config import RunConfig
 from rankae.records import CODES_ARTIFACT
+from study.plans.base import FINISHED, replay_complete
 from study.prepare import read_data
 from study.run import main
-from study.searchers import RankEstimateSearcher, Searcher, replay_complete
 from study.studies import config
 from tools import example_data
 
@@ -185,20 +185,20 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
     x, y = example_data.linear(4)
     np.save(tmp_path / "x.npy", x)
     spec = config("rank_of", "laptop", read_data(str(tmp_path / "x.npy"), None, {})[1])
-    searcher = RankEstimateSearcher(spec)
+    searcher = spec.plan.search(spec.trials(), None, "t")
     finished, step = [], 0
 
     def member_result(config: dict, rank: int) -> dict:
         seeds = config["group_seeds"]
         return {"members": {str(s): {"latent_rank": rank, "diverged": False} for s in seeds}}
 
-    while (config_ := searcher.suggest(f"t{step}")) not in (Searcher.FINISHED, None):
+    while (config_ := searcher.suggest(f"t{step}")) not in (FINISHED, None):
         rank = 4
         result = member_result(config_, rank)
         searcher.on_trial_complete(f"t{step}", result)
         finished.append((config_, result, False))
         step += 1
-    assert searcher.suggest("last") == Searcher.FINISHED
+    assert searcher.suggest("last") == FINISHED
     rungs = [(c["depth"], c["alpha"]) for c, _, _ in finished if c["bottleneck"] == "linear_net"]
     assert rungs == [(8, 300.0)] * len(spec.seed_groups())  # vectors: one rung, every seed
     check = [c for c, _, _ in finished if c["bottleneck"] != "linear_net"]
@@ -206,8 +206,8 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
     vanilla = [c for c in check if c["bottleneck"] == "vanilla"]
     assert sorted(s for c in vanilla for s in c["group_seeds"]) == [0, 1]  # the first two seeds
     assert all(c["two_stage"] is False for c in check)
-    assert replay_complete(RankEstimateSearcher(spec), finished)
-    assert not replay_complete(RankEstimateSearcher(spec), finished[:-1])
+    assert spec.plan.complete(spec.trials(), finished)
+    assert not replay_complete(spec.plan.search(spec.trials(), None, "t"), finished[:-1])
 
 
 # --- end to end ------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
-from study.launch import run_study
+from study.adapters.stopper import DivergenceStopper
 from study.plans import AlphaEscalation, alpha_ladder
+from study.service.launch import run_study
 from study.spec import StudySpec
-from study.stopper import DivergenceStopper
 from study.studies import config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +179,8 @@ def test_grid_replaces_the_plan_with_the_product_of_its_values(tmp_path):
 
 def test_a_study_file_outside_the_package_runs_resumes_and_reports(ray_local, tmp_path):
     """README's example study file, copied where a user keeps their own: --dry-run, --smoke
-    end to end, --resume (finished: nothing to run; the file changed: refused), the report."""
+    end to end (its runs named apart by the setting it varies), --resume (finished: nothing
+    to run; the file changed: refused), the report."""
     from analysis.report import main as report_main
     from study.run import main
 
@@ -193,6 +194,11 @@ def test_a_study_file_outside_the_package_runs_resumes_and_reports(ray_local, tm
         runs = trial_runs(tmp_path / "mlflow.db", "init_scale")
         assert sorted(float(r.data.params["init_scale"]) for r in runs) == [1e-3, 1.0]
         assert all(r.info.status == "FINISHED" for r in runs)
+        names = sorted(r.info.run_name for r in runs)  # the label alone would name both alike
+        assert names == [
+            "orthogonal-N16-a2-s0 init_scale=0.001",
+            "orthogonal-N16-a2-s0 init_scale=1",
+        ]
         assert main(["init_scale.py", "--resume"]) == 0  # the plan was done: nothing more
         assert len(trial_runs(tmp_path / "mlflow.db", "init_scale")) == 2
         assert report_main(["init_scale", "--out", "report", "--no-log"]) == 0

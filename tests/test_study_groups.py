@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from rankae.config import linear_synthetic
 from search_spaces import depth_sweep, vanilla
-from study.grouping import choose_seeds_per_trial, largest_config
-from study.launch import run_study
 from study.plans import AlphaEscalation, Grid, OptunaSpace, alpha_ladder
+from study.service.grouping import choose_seeds_per_trial, largest_config
+from study.service.launch import run_study
 from study.spec import StudySpec
 from trainables.contract import member_configs, member_results
 
@@ -58,7 +58,7 @@ def history(tmp_path, run, key: str) -> list[tuple[int, float]]:
 
 def test_group_configs_split_into_members() -> None:
     spec = tiny_grid(2)
-    configs = [spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()]
+    configs = [config for v in spec.plan.variants for config in spec.trials().per_group(v)]
     assert [c["group_seeds"] for c in configs] == [[0, 1], [2], [0, 1], [2]]
     assert [c["seed"] for c in member_configs(configs[0])] == [0, 1]
     assert "group_seeds" not in member_configs(configs[0])[0]

@@ -17,7 +17,7 @@ from reliability.conftest import run_cli, runs, start_cli, wait_for
 from rankae.config import linear_synthetic
 from search_spaces import alpha_sweep
 from study.plans import AlphaEscalation, Grid, OptunaSpace
-from study.searchers import AlphaEscalationSearcher, plan_complete
+from study.plans.base import FINISHED
 from study.spec import StudySpec
 from study.studies import config
 from trainables.contract import trial_result
@@ -30,9 +30,13 @@ def escalation_spec() -> StudySpec:
     return StudySpec(name="t", figure="t", base=BASE, plan=plan, seeds=(0, 1)).validate()
 
 
+def plan_complete(spec: StudySpec, completed: list) -> bool:
+    return spec.plan.complete(spec.trials(), completed)
+
+
 def rung(spec: StudySpec, depth: int, alpha: float, diverged_seed: int | None = None) -> list:
     """The completed trials of one rung, as Tune's ResultGrid gives them."""
-    configs = AlphaEscalationSearcher(spec)._rung(depth, alpha)
+    configs = spec.plan.search(spec.trials(), None, "t").rung(depth, alpha)
     return [(c, trial_result({str(c["seed"]): {"diverged": float(c["seed"] == diverged_seed),
                                                "epoch": 1}}), False) for c in configs]  # fmt: skip
 
@@ -54,7 +58,7 @@ def test_an_escalation_is_finished_when_every_depth_diverged_or_reached_its_top(
 
 def test_an_errored_trial_is_failed_not_diverged_and_the_ladder_goes_on():
     spec = escalation_spec()
-    searcher = AlphaEscalationSearcher(spec)
+    searcher = spec.plan.search(spec.trials(), None, "t")
     first = [searcher.suggest(str(i)) for i in range(4)]  # N = 2 and 4 at alpha 2, 2 seeds
     assert {(c["depth"], c["alpha"]) for c in first} == {(2, 2.0), (4, 2.0)}
     for i, trial in enumerate(first):
@@ -73,7 +77,7 @@ def test_a_grid_is_finished_only_with_every_trial_and_an_errored_trial_counts():
     ).validate()
     trials = [
         (c, {"diverged": 0.0}, False)
-        for c in [spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()]
+        for c in [config for v in spec.plan.variants for config in spec.trials().per_group(v)]
     ]
     assert not plan_complete(spec, trials[:3])
     assert plan_complete(spec, trials[:3] + [(trials[3][0], None, True)])
@@ -87,16 +91,16 @@ def test_an_optuna_plan_is_finished_after_its_samples_and_the_confirmation():
 
 
 def test_plan_finished_no_longer_reads_tunes_private_searcher_file():
-    import study.launch
+    import study.service.launch
 
-    source = Path(study.launch.__file__).read_text()
+    source = Path(study.service.launch.__file__).read_text()
     assert "pickle" not in source and "SearchGenerator" not in source
 
 
 def test_an_optuna_trial_with_a_nan_objective_is_told_as_pruned_not_left_running(tmp_path):
     import optuna
 
-    from study.searchers import FinalMetricOptuna
+    from study.plans.optuna_search import FinalMetricOptuna
 
     def space(trial):
         return {"x": trial.suggest_float("x", 0.0, 1.0)}
@@ -114,7 +118,7 @@ def test_an_optuna_trial_with_a_nan_objective_is_told_as_pruned_not_left_running
 
 
 def optuna_searcher(tmp_path, num_samples=None, confirmations=None):
-    from study.searchers import FinalMetricOptuna
+    from study.plans.optuna_search import FinalMetricOptuna
 
     def space(trial):
         return {"x": trial.suggest_float("x", 0.0, 1.0)}
@@ -126,16 +130,18 @@ def optuna_searcher(tmp_path, num_samples=None, confirmations=None):
 
 
 def test_the_optuna_sampler_never_sees_a_test_metric(tmp_path, monkeypatch):
-    searcher = optuna_searcher(tmp_path)
+    import optuna
+
     told = []
-    original = searcher.inner.on_trial_complete
-    monkeypatch.setattr(searcher.inner, "on_trial_complete",
-                        lambda tid, result=None, error=False: told.append(result)
-                        or original(tid, result=result, error=error))  # fmt: skip
+    tell = optuna.study.Study.tell
+    monkeypatch.setattr(optuna.study.Study, "tell",
+                        lambda study, trial, values=None, **kw: told.append(values)
+                        or tell(study, trial, values, **kw))  # fmt: skip
+    searcher = optuna_searcher(tmp_path)
     searcher.suggest("a")
     final = {"val_acc_selected": 0.7, "acc_selected": 0.9, "acc_best": 0.95, "fid": 80.0}
     searcher.on_trial_complete("a", result=final)
-    assert told == [{"val_acc_selected": 0.7}]
+    assert told == [0.7]
 
 
 def test_a_search_chosen_on_validation_is_retrained_on_fresh_seeds(tmp_path):
@@ -154,7 +160,7 @@ def test_a_search_chosen_on_validation_is_retrained_on_fresh_seeds(tmp_path):
     assert chosen == [configs["b"]]  # the best validation score
     assert (first["seed"], second["seed"]) == (1, 2) and first["x"] == configs["b"]["x"]
     searcher.on_trial_complete("d", result={"val_acc_selected": 0.9})  # never told to Optuna
-    assert searcher.suggest("f") == "FINISHED"
+    assert searcher.suggest("f") == FINISHED
     import optuna
 
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'o.db'}")
@@ -272,7 +278,7 @@ def test_mlflow_tracking_uri_is_honoured_and_each_trial_keeps_its_own_log(tmp_pa
 
 
 def test_ray_auth_is_turned_off_only_for_the_local_instance(ray_local, monkeypatch):
-    from study.launch import start_ray
+    from study.service.launch import start_ray
 
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     start_ray("auto", 1.0)  # joining a cluster: its auth mode is left alone
@@ -293,12 +299,36 @@ def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
             assert spec.run_config(variant, 0).cuda_graph is False, (name, preset)
     options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
     spec = resolve_spec(options)
-    assert {
-        config["cuda_graph"]
-        for config in [
-            spec.trial_config(v, g) for v in spec.plan.variants for g in spec.seed_groups()
-        ]
-    } == {True}
+    trials = [config for v in spec.plan.variants for config in spec.trials().per_group(v)]
+    assert {config["cuda_graph"] for config in trials} == {True}
+
+
+# -- one setting's walk: built and validated once per trial --------------------------------
+def test_set_alpha_reaches_the_trainer_built_once_in_the_driver_and_once_per_member(monkeypatch):
+    """`--set alpha=...` from the CLI to the trainers: the driver builds and validates each
+    trial's RunConfig once, the worker each member's once, and the trainers check nothing
+    again."""
+    import rankae.config
+    from rankae.vectorized import VectorizedTrainer
+    from study.run import resolve_spec
+    from trainables.contract import member_run_configs
+
+    options = {"name": "linear_depth_sweep", "smoke": True, "set": ["alpha=1.5"],
+               "grid": ["depth=4"], "seeds": (0, 1), "seeds_per_trial": 2}  # fmt: skip
+    spec = resolve_spec(options)
+    checked: list[str] = []
+    check = rankae.config._check
+    monkeypatch.setattr(
+        rankae.config,
+        "_check",
+        lambda field, value: checked.append(field.name) or check(field, value),
+    )
+    trial = spec.plan.search(spec.trials(), None, "walk").suggest("t0")
+    assert trial["alpha"] == 1.5 and checked.count("alpha") == 1  # the driver: once
+    members = member_run_configs(trial)  # the worker's reading of it
+    assert [m.seed for m in members] == [0, 1] and checked.count("alpha") == 3
+    VectorizedTrainer(members)
+    assert checked.count("alpha") == 3  # the trainers asked again and were answered at once
 
 
 # -- joining an autoscaling cluster whose GPU nodes start at zero ---------------------------

@@ -30,9 +30,13 @@ Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]
 
 
 def trial_config(run: RunConfig, seeds: Sequence[int], checkpoint_every: int) -> dict[str, Any]:
-    """What a trial receives: `run` (its seed replaced by the first of `seeds`) and the group."""
+    """What a trial receives: `run`, the run of the group's first seed, and the group."""
+    if run.seed != seeds[0]:
+        raise ValueError(
+            f"a trial's run has the first seed of its group {list(seeds)}, not {run.seed}"
+        )
     return {
-        **run.replace(seed=seeds[0]).to_dict(),
+        **run.to_dict(),
         CHECKPOINT_EVERY_KEY: checkpoint_every,
         GROUP_SEEDS_KEY: list(seeds),
     }
@@ -57,9 +61,10 @@ def member_run_configs(config: dict[str, Any]) -> list[RunConfig]:
     return [run_config_of(member) for member in member_configs(config)]
 
 
-def trial_name(config: dict[str, Any]) -> str:
-    """`orthogonal-N16-a300-s0+1+2`: the trial's runs' label (`RunConfig.label`) with its seeds."""
-    return member_run_configs(config)[0].label(member_seeds(config))
+def trial_name(config: dict[str, Any], shown: Sequence[str] = ()) -> str:
+    """`orthogonal-N16-a300-s0+1+2`: the trial's runs' label (`RunConfig.label`) with its seeds
+    and the settings `shown`."""
+    return member_run_configs(config)[0].label(member_seeds(config), shown)
 
 
 def member_results(

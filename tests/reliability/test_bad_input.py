@@ -256,7 +256,9 @@ def test_a_store_that_is_not_an_mlflow_store_is_refused_before_ray(
 
 def test_two_invocations_creating_one_new_store_at_once_both_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    script = "import sys; from study.store import prepare_store; prepare_store(sys.argv[1])"
+    script = (
+        "import sys; from study.adapters.store import prepare_store; prepare_store(sys.argv[1])"
+    )
     procs = [
         subprocess.Popen([sys.executable, "-c", script, uri], env=cli_env(), stderr=subprocess.PIPE)
         for _ in range(3)
@@ -285,7 +287,7 @@ def test_resume_without_a_name_takes_the_latest_started_invocation(tmp_path, mon
 def test_unreachable_storage_and_a_closed_cluster_port_are_refused_within_the_probe_timeout(
     tmp_path,
 ):
-    from study.probes import check_address, check_storage
+    from study.service.probes import check_address, check_storage
 
     for probe, target, needle in [
         (check_address, "127.0.0.1:1", "--address '127.0.0.1:1' (Ray at 127.0.0.1:1) cannot"),
@@ -300,7 +302,7 @@ def test_unreachable_storage_and_a_closed_cluster_port_are_refused_within_the_pr
 def test_a_probe_that_does_not_answer_is_refused_at_its_timeout():
     import threading
 
-    from study.probes import within
+    from study.service.probes import within
 
     never = threading.Event()
     with pytest.raises(ValueError, match="the thing did not answer within 0.2 s"):
@@ -308,7 +310,7 @@ def test_a_probe_that_does_not_answer_is_refused_at_its_timeout():
 
 
 def test_resume_after_the_data_changed_is_refused_and_writes_nothing(tmp_path, capsys):
-    from study.invocations import content_digests, save_invocation
+    from study.service.invocations import content_digests, save_invocation
 
     data = tmp_path / "x.npy"
     np.save(data, np.arange(120.0).reshape(40, 3))

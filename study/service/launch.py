@@ -22,10 +22,10 @@ from typing import Any
 from analysis.compare import summary_table
 from analysis.load import SEARCH_ARTIFACT_DIR
 
-from .cost import estimate
+from ..adapters.table import trials_frame
+from ..cost import estimate
+from ..spec import StudySpec
 from .invocations import new_invocation, optuna_db, save_invocation
-from .spec import StudySpec
-from .table import trials_frame
 
 TRIAL_LOGS = ("stdout", "stderr")  # per trial, beside its checkpoints: <storage>/<run>/<trial>/
 log = logging.getLogger("rankstudy")  # the service's own messages (tables are printed)
@@ -133,9 +133,9 @@ def silence_terminal() -> None:
 
 
 def progress(spec: StudySpec, experiment_path: str) -> Any:
-    """The console table while Tune runs (`study.progress`), sized by the plan."""
-    from .cost import trial_seconds
-    from .progress import PlanProgress
+    """The console table while Tune runs (`study.adapters.progress`), sized by the plan."""
+    from ..adapters.progress import PlanProgress
+    from ..cost import trial_seconds
 
     plan, cost = spec.plan, estimate(spec)
     return PlanProgress(
@@ -149,14 +149,17 @@ def progress(spec: StudySpec, experiment_path: str) -> Any:
     )
 
 
+class SavedByAnotherVersion(Exception):
+    """An invocation whose saved Tune state (searcher, callbacks) this code cannot load."""
+
+
 def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, Any] | None) -> int:
     from ray import tune
 
     from analysis.load import default_tracking_uri
     from trainables.autoencoder import train_autoencoder
 
-    from .searchers import plan_complete
-    from .tracking import MlflowTracker, code_version
+    from ..adapters.tracking import MlflowTracker, code_version
 
     started = time.time()
     invocation = invocation or new_invocation(spec.name, options)
@@ -172,6 +175,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             spec.name,
             run_name,
             parent_run_id=invocation["parent_run_id"],
+            shown=spec.plan.named_keys(),
             study_params={"study": spec.name, "preset": spec.preset, "seeds": spec.seeds,
                           "code_version": code_version(),
                           "plan": spec.plan.describe(len(spec.seeds))[0],
@@ -186,7 +190,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             "%s/<trial_id>/",
             spec.name, run_name, options["mlflow_uri"], experiment_path,
         )  # fmt: skip
-        status, unfinished = "KILLED", 1  # until the plan is known to be done
+        status, unfinished, refused = "KILLED", 1, None  # until the plan is known to be done
         try:
             results = fit(spec, options, tracker, trainable, run_name, experiment_path)
             reported = [
@@ -195,16 +199,21 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                 if r.config  # a trial still pending when the study stopped has none
             ]
             unfinished = len(results) - results.num_terminated - results.num_errors
-            if not unfinished and not plan_complete(spec, reported):
+            if not unfinished and not spec.plan.complete(spec.trials(), reported):
                 unfinished += 1  # trials the searcher still had to hand out
             status = "KILLED" if unfinished else "FINISHED"
         except KeyboardInterrupt:  # a stop outside Tune's own handling: before or after fit
             pass
+        except SavedByAnotherVersion as err:  # nothing ran: the invocation stays as it was
+            refused = str(err)
         except BaseException:
             status = "FAILED"
             raise
         finally:
             tracker.close(status)
+    if refused:
+        log.error("%s", refused)
+        return 2
     if unfinished:
         log.warning(
             "%s: interrupted before the plan finished; continue with: "
@@ -237,20 +246,29 @@ def fit(
 
     from trainables.contract import trial_name
 
-    from .stopper import DivergenceStopper
+    from ..adapters.stopper import DivergenceStopper
+    from ..adapters.tune_search import TuneSearch
 
     if options.get("resume") and tune.Tuner.can_restore(experiment_path):
-        return tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True).fit()
+        try:
+            tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
+        except (ModuleNotFoundError, AttributeError) as err:  # a class Tune saved has moved
+            raise SavedByAnotherVersion(
+                f"--resume {run_name}: its saved Tune state names code this version of "
+                f"rankstudy does not have ({err}); finish it with the version that started it "
+                "(the code_version of its MLflow parent run), or start the study again"
+            ) from None
+        return tuner.fit()
     storage_url = f"sqlite:///{optuna_db(run_name)}"  # used by an Optuna plan only
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=spec.plan.searcher(spec, storage_url, run_name),
+            search_alg=TuneSearch(spec.plan.search(spec.trials(), storage_url, run_name)),
             num_samples=spec.plan.tune_samples(),
             max_concurrent_trials=options.get("max_concurrent") or spec.plan.max_concurrent,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
-            trial_name_creator=lambda trial: trial_name(trial.config),
+            trial_name_creator=lambda trial: trial_name(trial.config, spec.plan.named_keys()),
         ),
         run_config=tune.RunConfig(
             name=run_name,
@@ -304,7 +322,7 @@ def end_lines(
     spec: StudySpec, rows: Any, trials: int, tracker: Any, where: dict[str, Any]
 ) -> list[str]:
     """What ran, how long it took, where everything is, and what to run next."""
-    from .progress import clock
+    from ..adapters.progress import clock
 
     in_trials = f" in {trials} trials" if trials != len(rows) else ""
     uri = where["mlflow_uri"]

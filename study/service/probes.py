@@ -1,5 +1,5 @@
 """Each external thing a study uses, probed before the first write, with a short timeout:
-the results storage and the Ray cluster to join (the MLflow store: `study.store`). Each
+the results storage and the Ray cluster to join (the MLflow store: `study.adapters.store`). Each
 refusal is one line naming the thing (a `ValueError`); none of them writes anything.
 """
 

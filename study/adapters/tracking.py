@@ -82,12 +82,14 @@ class MlflowTracker(tune.Callback):
         invocation: str,
         parent_run_id: str | None = None,
         study_params: dict[str, Any] | None = None,
+        shown: tuple[str, ...] = (),
     ) -> None:
+        """`shown`: settings each run's name carries beyond its label (`Plan.named_keys`)."""
         self.client = MlflowClient(tracking_uri)
         self.tracking_uri = tracking_uri
         self.experiment_id = ensure_experiment(self.client, experiment, tracking_uri)
         self.experiment_name = experiment
-        self.study, self.invocation = study, invocation
+        self.study, self.invocation, self.shown = study, invocation, shown
         if parent_run_id is None:
             parent = self.client.create_run(
                 self.experiment_id,
@@ -143,7 +145,7 @@ class MlflowTracker(tune.Callback):
             }
             if len(member_seeds(group)) > 1:  # trained side by side with these seeds
                 tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in member_seeds(group))
-            name = run_config_of(config).label()
+            name = run_config_of(config).label(shown=self.shown)
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
             params = [Param(k, v) for k, v in run_params(config).items()]
@@ -242,7 +244,7 @@ class MlflowTracker(tune.Callback):
             spectra = json.loads((artifacts / "spectra.json").read_text())
         from analysis.figures import spectrum_trajectory
 
-        figure = spectrum_trajectory(spectra, title=run_config_of(config).label())
+        figure = spectrum_trajectory(spectra, title=run_config_of(config).label(shown=self.shown))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from rankae.config import RunConfig
 
-from .spec import StudySpec
+from ..spec import StudySpec
 
 
 def resolve_seeds_per_trial(spec: StudySpec) -> StudySpec:

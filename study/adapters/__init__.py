@@ -1,0 +1,1 @@
+"""Where the study service meets Ray Tune and MLflow."""

@@ -1,0 +1,1 @@
+"""Running a study: the launch, what `--resume` needs, probes, seeds per trial."""
