@@ -14,6 +14,7 @@ from typing import TextIO
 import pytest
 import torch
 from cifar10_fixture import write_cifar10
+from xdist.scheduler import LoadScopeScheduling
 
 from rankae.data import DATA_ROOT_ENV, SPLITS, DataNotFoundError, default_data_root, load_images
 
@@ -42,13 +43,25 @@ def pytest_configure(config: pytest.Config) -> None:
             load_images("mnist", split, limit=1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test module runs whole on one worker (its module fixtures are built once), and
-    every module that reads the smoke studies shares one worker (they run once a session)."""
-    smoke = {item.module.__name__ for item in items if "smoke_studies" in item.fixturenames}
-    for item in items:
-        module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("smoke_studies" if module in smoke else module))
+class ByModule(LoadScopeScheduling):
+    """How the suite's two workers (`-n 2` in pyproject.toml) share it: each test module
+    whole on one worker (its module fixtures are built once), and the modules that read the
+    smoke studies together on one (the studies run once a session). The rest is
+    pytest-xdist's own: the next module to whichever worker is free."""
+
+    smoke_readers = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "tests").rglob("test_*.py")
+        if "smoke_studies" in path.read_text()
+    }
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return "smoke studies" if module in self.smoke_readers else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> ByModule:
+    return ByModule(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -271,7 +271,7 @@ def test_two_invocations_creating_one_new_store_at_once_both_succeed(tmp_path):
 
 
 def test_resume_without_a_name_takes_the_latest_started_invocation(tmp_path, monkeypatch):
-    from study import invocations as run
+    from study.service import invocations as run
 
     monkeypatch.chdir(tmp_path)
     older, newer = (
