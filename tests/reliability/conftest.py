@@ -12,6 +12,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from study.service.launch import LOCAL_RAY_CLUSTER_ENV, NEW_OUTPUT_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 
 # A linear study of two trials (alpha 1, then alpha 2), one at a time, 30 epochs of 100 steps,
@@ -35,8 +37,18 @@ def held_at(epoch: int, where: str = "") -> dict[str, str]:
     return {"RANKSTUDY_TEST_HOLD": f"{epoch}:{where}" if where else str(epoch)}
 
 
+# what `start_ray` sets on its own process for a local instance: a test process that ran a
+# study in-process (tests/conftest.py's `ray_local`) has them, and a subprocess must not
+# inherit them (a `ray start` node with Ray's multi-node switch off prints no address)
+SET_BY_START_RAY = (
+    LOCAL_RAY_CLUSTER_ENV, NEW_OUTPUT_ENV, "RAY_AUTH_MODE", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+)  # fmt: skip
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+    """A subprocess's environment: the shell's, as a user's would be, and the checkout."""
+    shell = {key: value for key, value in os.environ.items() if key not in SET_BY_START_RAY}
+    return {**shell, "PYTHONPATH": str(REPO), **extra}
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 420, **env: str):
