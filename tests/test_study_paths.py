@@ -303,6 +303,31 @@ def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
     assert {config["cuda_graph"] for config in trials} == {True}
 
 
+# -- a driver killed between creating a trial's MLflow run and logging its params ----------
+def test_a_run_left_without_params_by_a_killed_driver_gets_them_on_resume(tmp_path, monkeypatch):
+    """The resumed driver finds the run by its trial id (Ray knew the trial) or as an orphan
+    (Ray restarts it under a new id), and logs the params it never got."""
+    from study.adapters.tracking import MlflowTracker, run_params
+    from trainables.contract import member_configs
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = escalation_spec()
+    trials = spec.plan.search(spec.trials(), None, "t").rung(2, 2.0)
+    killed = MlflowTracker(uri, "t", "t", "inv")
+    monkeypatch.setattr(killed.client, "log_batch", lambda *args, **kwargs: None)  # the kill
+    runs = {}
+    for trial_id, trial in zip(("known", "forgotten"), trials, strict=True):
+        [config] = member_configs(trial)
+        runs[trial_id] = killed._run_for(trial_id, config, trial)
+        assert killed.client.get_run(runs[trial_id]).data.params == {}
+    resumed = MlflowTracker(uri, "t", "t", "inv", parent_run_id=killed.parent_run_id)
+    for trial_id, trial in zip(("known", "restarted"), trials, strict=True):
+        [config] = member_configs(trial)
+        run_id = resumed._run_for(trial_id, config, trial)
+        assert run_id == runs["known" if trial_id == "known" else "forgotten"]
+        assert resumed.client.get_run(run_id).data.params == run_params(config)
+
+
 # -- one setting's walk: built and validated once per trial --------------------------------
 def test_set_alpha_reaches_the_trainer_built_once_in_the_driver_and_once_per_member(monkeypatch):
     """`--set alpha=...` from the CLI to the trainers: the driver builds and validates each

@@ -125,6 +125,9 @@ class MlflowTracker(tune.Callback):
         if found:
             run_id = found[0].info.run_id
             self.client.set_tag(run_id, "trial_id", trial_id)
+            # a driver killed between creating the run and logging its params left it without
+            missing = {k: v for k, v in run_params(config).items() if k not in found[0].data.params}
+            self._log_params(run_id, missing)
             if found[0].info.status == "FINISHED":
                 # finished before the driver died, but Ray's last snapshot missed it
                 self.finished_before.add(run_id)
@@ -148,12 +151,15 @@ class MlflowTracker(tune.Callback):
             name = run_config_of(config).label(shown=self.shown)
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run.info.run_id
-            params = [Param(k, v) for k, v in run_params(config).items()]
-            for start in range(0, len(params), 100):
-                self.client.log_batch(run_id, params=params[start : start + 100])
+            self._log_params(run_id, run_params(config))
             self.last_epoch[run_id] = 0
         self.runs[key] = run_id
         return run_id
+
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        batch = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(batch), 100):
+            self.client.log_batch(run_id, params=batch[start : start + 100])
 
     def _orphan_with_same_config(self, config: dict[str, Any]) -> list:
         """A run left RUNNING by a killed driver for a trial Ray's saved state never knew.
@@ -168,7 +174,15 @@ class MlflowTracker(tune.Callback):
         )
         live = set(self.runs.values())
         params = run_params(config)
-        return [r for r in candidates if r.info.run_id not in live and r.data.params == params]
+        name = run_config_of(config).label(shown=self.shown)
+        tags = {k: v for k, v in params.items() if k in TRIAL_TAGS}
+        return [
+            r for r in candidates
+            if r.info.run_id not in live
+            and (r.data.params == params  # or killed before its params, named and tagged alike
+                 or not r.data.params and r.info.run_name == name
+                 and all(r.data.tags.get(k) == v for k, v in tags.items()))
+        ]  # fmt: skip
 
     def _forget(self, trial: Any) -> None:
         for seed in member_seeds(dict(trial.config)):
