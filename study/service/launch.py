@@ -149,6 +149,23 @@ def progress(spec: StudySpec, experiment_path: str) -> Any:
     )
 
 
+def restore(options: dict[str, Any], experiment_path: str, trainable: Any, run_name: str) -> Any:
+    """`--resume`: the invocation's own Tuner, restored (None when there is none to restore:
+    it never got as far as Tune's first save, and starts as a new fit)."""
+    from ray import tune
+
+    if not (options.get("resume") and tune.Tuner.can_restore(experiment_path)):
+        return None
+    try:
+        return tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
+    except (ModuleNotFoundError, AttributeError) as err:  # a class Tune saved has moved
+        raise SavedByAnotherVersion(
+            f"--resume {run_name}: its saved Tune state names code this version of "
+            f"rankstudy does not have ({err}); finish it with the version that started it "
+            "(the code_version of its MLflow parent run), or start the study again"
+        ) from None
+
+
 class SavedByAnotherVersion(Exception):
     """An invocation whose saved Tune state (searcher, callbacks) this code cannot load."""
 
@@ -168,6 +185,11 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     trainable = tune.with_resources(
         train_autoencoder, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     )
+    try:  # before MLflow is touched: a refused --resume leaves the invocation as it was
+        restored = restore(options, experiment_path, trainable, run_name)
+    except SavedByAnotherVersion as err:
+        log.error("%s", err)
+        return 2
     with stop_signals_as_sigint() as received:
         tracker = MlflowTracker(
             options["mlflow_uri"],
@@ -190,9 +212,13 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             "%s/<trial_id>/",
             spec.name, run_name, options["mlflow_uri"], experiment_path,
         )  # fmt: skip
-        status, unfinished, refused = "KILLED", 1, None  # until the plan is known to be done
+        status, unfinished = "KILLED", 1  # until the plan is known to be done
         try:
-            results = fit(spec, options, tracker, trainable, run_name, experiment_path)
+            results = (
+                restored.fit()
+                if restored is not None
+                else fit(spec, options, tracker, trainable, run_name, experiment_path)
+            )
             reported = [
                 (dict(r.config), dict(r.metrics or {}), r.error is not None)
                 for r in results
@@ -204,16 +230,11 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
             status = "KILLED" if unfinished else "FINISHED"
         except KeyboardInterrupt:  # a stop outside Tune's own handling: before or after fit
             pass
-        except SavedByAnotherVersion as err:  # nothing ran: the invocation stays as it was
-            refused = str(err)
         except BaseException:
             status = "FAILED"
             raise
         finally:
             tracker.close(status)
-    if refused:
-        log.error("%s", refused)
-        return 2
     if unfinished:
         log.warning(
             "%s: interrupted before the plan finished; continue with: "
@@ -241,7 +262,7 @@ def fit(
     run_name: str,
     experiment_path: str,
 ) -> Any:
-    """Tune's fit of the plan: a new Tuner, or the invocation's own restored."""
+    """Tune's fit of the plan on a new Tuner."""
     from ray import tune
 
     from trainables.contract import trial_name
@@ -249,16 +270,6 @@ def fit(
     from ..adapters.stopper import DivergenceStopper
     from ..adapters.tune_search import TuneSearch
 
-    if options.get("resume") and tune.Tuner.can_restore(experiment_path):
-        try:
-            tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
-        except (ModuleNotFoundError, AttributeError) as err:  # a class Tune saved has moved
-            raise SavedByAnotherVersion(
-                f"--resume {run_name}: its saved Tune state names code this version of "
-                f"rankstudy does not have ({err}); finish it with the version that started it "
-                "(the code_version of its MLflow parent run), or start the study again"
-            ) from None
-        return tuner.fit()
     storage_url = f"sqlite:///{optuna_db(run_name)}"  # used by an Optuna plan only
     tuner = tune.Tuner(
         trainable,
