@@ -86,13 +86,15 @@ class StudySpec:
 
     def run_configs(self) -> list[RunConfig]:
         """Every run the plan can make (an escalation: every rung up to its top)."""
-        return [self.run_config(variant, seed) for variant, seed in self.plan.runs(self.seeds)]
+        trials = self.trials()  # the study's values gathered once, not once per run
+        return [trials.run_config(variant, seed) for variant, seed in self.plan.runs(self.seeds)]
 
     def validate(self) -> StudySpec:
         """Build every config the plan could produce once, so bad values fail before Ray starts."""
         self.base.replace(**self.overrides).validate()  # the user's values, before a variant
+        trials = self.trials()
         for variant in self.plan.all_variants():
-            self.run_config(variant, self.seeds[0])
+            trials.run_config(variant, self.seeds[0])
         for seed in self.seeds:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise ConfigError(f"seed={seed!r} is invalid: seeds must be integers >= 0")
