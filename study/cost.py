@@ -17,7 +17,7 @@ from typing import Any
 
 from rankae.config import RunConfig
 from rankae.data import SPLIT_SIZES
-from trainables.contract import member_run_configs
+from trainables.contract import trial_runs
 
 from .spec import StudySpec
 
@@ -107,7 +107,7 @@ def trial_seconds(config: dict[str, Any]) -> tuple[float, float]:
     """A Tune trial's CPU seconds over all its seeds, split into the epochs (training and
     per-epoch evaluation) and what follows the last one (downstream tasks, the trial's fixed
     cost): the progress ETA's weights."""
-    members = member_run_configs(config)
+    members = trial_runs(config)
     run = members[0]
     total = MEASURED.run_seconds_cpu(run)
     after = MEASURED.downstream_seconds_cpu(run) + MEASURED.trial_overhead_s

@@ -446,7 +446,7 @@ def test_runs_that_differ_in_any_setting_are_different_configurations_not_seeds(
     runs += [linear_synthetic(bottleneck="explicit", k=8, lr=0.3)]  # another lr, its own k
     ranks = (4.0, 49.0, 8.0)
     frame = trials_frame(
-        [(trial_config(run, [0], 1), {"members": {"0": {"latent_rank": rank}}}, False)
+        [(trial_config([run], 1), {"members": {"0": {"latent_rank": rank}}}, False)
          for run, rank in zip(runs, ranks, strict=True)]
     )  # fmt: skip
     assert sorted(frame["variant"]) == ["", "init_scale=0.001", "init_scale=1"]

@@ -35,6 +35,7 @@ from study.prepare import read_data
 from study.run import main
 from study.studies import config
 from tools import example_data
+from trainables.contract import member_seeds, trial_runs
 
 
 def runs_of(folder: Path) -> tuple[object, list]:
@@ -189,7 +190,7 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
     finished, step = [], 0
 
     def member_result(config: dict, rank: int) -> dict:
-        seeds = config["group_seeds"]
+        seeds = member_seeds(config)
         return {"members": {str(s): {"latent_rank": rank, "diverged": False} for s in seeds}}
 
     while (config_ := searcher.suggest(f"t{step}")) not in (FINISHED, None):
@@ -199,13 +200,15 @@ def test_the_check_is_queued_at_the_estimate_once_every_ladder_has_ended(tmp_pat
         finished.append((config_, result, False))
         step += 1
     assert searcher.suggest("last") == FINISHED
-    rungs = [(c["depth"], c["alpha"]) for c, _, _ in finished if c["bottleneck"] == "linear_net"]
+    first_runs = [trial_runs(c)[0] for c, _, _ in finished]
+    rungs = [(r.depth, r.alpha) for r in first_runs if r.bottleneck == "linear_net"]
     assert rungs == [(8, 300.0)] * len(spec.seed_groups())  # vectors: one rung, every seed
-    check = [c for c, _, _ in finished if c["bottleneck"] != "linear_net"]
-    assert sorted({c["k"] for c in check if c["bottleneck"] == "explicit"}) == knee_ks(4, 32)
-    vanilla = [c for c in check if c["bottleneck"] == "vanilla"]
-    assert sorted(s for c in vanilla for s in c["group_seeds"]) == [0, 1]  # the first two seeds
-    assert all(c["two_stage"] is False for c in check)
+    check = [c for c, _, _ in finished if trial_runs(c)[0].bottleneck != "linear_net"]
+    check_runs = [run for c in check for run in trial_runs(c)]
+    assert sorted({r.k for r in check_runs if r.bottleneck == "explicit"}) == knee_ks(4, 32)
+    vanilla = [r.seed for r in check_runs if r.bottleneck == "vanilla"]
+    assert sorted(vanilla) == [0, 1]  # the first two seeds
+    assert all(r.two_stage is False for r in check_runs)
     assert spec.plan.complete(spec.trials(), finished)
     assert not replay_complete(spec.plan.search(spec.trials(), None, "t"), finished[:-1])
 

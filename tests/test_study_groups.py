@@ -16,7 +16,7 @@ from study.plans import AlphaEscalation, Grid, OptunaSpace, alpha_ladder
 from study.service.grouping import choose_seeds_per_trial, largest_config
 from study.service.launch import run_study
 from study.spec import StudySpec
-from trainables.contract import member_configs, member_results
+from trainables.contract import member_results, member_seeds, trial_runs
 
 SEEDS = (0, 1, 2)
 TINY = linear_synthetic(synth_dim=64, latent_dim=32, epochs=4, gd_steps_per_epoch=50)
@@ -42,7 +42,7 @@ def options(tmp_path) -> dict:
     }
 
 
-def trial_runs(tmp_path, experiment: str) -> dict[tuple[str, int], object]:
+def mlflow_runs(tmp_path, experiment: str) -> dict[tuple[str, int], object]:
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
     runs = [
@@ -59,9 +59,9 @@ def history(tmp_path, run, key: str) -> list[tuple[int, float]]:
 def test_group_configs_split_into_members() -> None:
     spec = tiny_grid(2)
     configs = [config for v in spec.plan.variants for config in spec.trials().per_group(v)]
-    assert [c["group_seeds"] for c in configs] == [[0, 1], [2], [0, 1], [2]]
-    assert [c["seed"] for c in member_configs(configs[0])] == [0, 1]
-    assert "group_seeds" not in member_configs(configs[0])[0]
+    assert [member_seeds(c) for c in configs] == [[0, 1], [2], [0, 1], [2]]
+    first, second = trial_runs(configs[0])
+    assert first.replace(seed=1) == second  # the members differ in their seed only
     result = {"members": {"0": {"loss": 1.0}, "1": {"loss": 2.0}}}
     assert member_results(configs[0], result) == [{"loss": 1.0}, {"loss": 2.0}]
     assert member_results(configs[1], {"members": {"2": {"loss": 3.0}}}) == [{"loss": 3.0}]
@@ -91,7 +91,7 @@ def grouped_and_separate(ray_local, tmp_path_factory):
 
 def test_each_seed_of_a_group_is_its_own_finished_mlflow_run(grouped_and_separate) -> None:
     folder = grouped_and_separate[3]
-    runs = trial_runs(folder, "groups_3")
+    runs = mlflow_runs(folder, "groups_3")
     assert sorted(runs) == [(m, s) for m in ("orthogonal", "vanilla") for s in SEEDS]
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     for (_, seed), run in runs.items():
@@ -105,8 +105,8 @@ def test_each_seed_of_a_group_is_its_own_finished_mlflow_run(grouped_and_separat
 
 
 def test_grouped_runs_equal_separate_runs(grouped_and_separate) -> None:
-    grouped = trial_runs(grouped_and_separate[3], "groups_3")
-    separate = trial_runs(grouped_and_separate[1], "groups_1")
+    grouped = mlflow_runs(grouped_and_separate[3], "groups_3")
+    separate = mlflow_runs(grouped_and_separate[1], "groups_1")
     assert sorted(grouped) == sorted(separate)
     for key, run in grouped.items():
         reference = separate[key]

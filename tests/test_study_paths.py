@@ -20,7 +20,7 @@ from study.plans import AlphaEscalation, Grid, OptunaSpace
 from study.plans.base import FINISHED
 from study.spec import StudySpec
 from study.studies import config
-from trainables.contract import trial_result
+from trainables.contract import member_seeds, trial_result, trial_runs
 
 BASE = linear_synthetic(synth_dim=16, latent_dim=8, depth=2, epochs=1)
 
@@ -37,8 +37,8 @@ def plan_complete(spec: StudySpec, completed: list) -> bool:
 def rung(spec: StudySpec, depth: int, alpha: float, diverged_seed: int | None = None) -> list:
     """The completed trials of one rung, as Tune's ResultGrid gives them."""
     configs = spec.plan.search(spec.trials(), None, "t").rung(depth, alpha)
-    return [(c, trial_result({str(c["seed"]): {"diverged": float(c["seed"] == diverged_seed),
-                                               "epoch": 1}}), False) for c in configs]  # fmt: skip
+    return [(c, trial_result({str(s): {"diverged": float(s == diverged_seed), "epoch": 1}
+                              for s in member_seeds(c)}), False) for c in configs]  # fmt: skip
 
 
 # -- when a plan is finished (replayed from the completed trials, any storage) -----------
@@ -60,14 +60,15 @@ def test_an_errored_trial_is_failed_not_diverged_and_the_ladder_goes_on():
     spec = escalation_spec()
     searcher = spec.plan.search(spec.trials(), None, "t")
     first = [searcher.suggest(str(i)) for i in range(4)]  # N = 2 and 4 at alpha 2, 2 seeds
-    assert {(c["depth"], c["alpha"]) for c in first} == {(2, 2.0), (4, 2.0)}
-    for i, trial in enumerate(first):
-        errored = trial["depth"] == 2 and trial["seed"] == 1
+    runs = [run for trial in first for run in trial_runs(trial)]  # one seed per trial
+    assert {(run.depth, run.alpha) for run in runs} == {(2, 2.0), (4, 2.0)}
+    for i, run in enumerate(runs):
+        errored = run.depth == 2 and run.seed == 1
         metrics = {"diverged": 0.0, "epoch": 1}
-        result = None if errored else trial_result({str(trial["seed"]): metrics})
+        result = None if errored else trial_result({str(run.seed): metrics})
         searcher.on_trial_complete(str(i), result, error=errored)
     assert searcher.rung_outcomes[(2, 2.0)] == [False, None]  # None: failed
-    queued = {(c["depth"], c["alpha"]) for c in searcher.queue}
+    queued = {(run.depth, run.alpha) for c in searcher.queue for run in trial_runs(c)}
     assert queued == {(2, 4.0), (4, 4.0)}  # the failure ended no ladder
 
 
@@ -300,7 +301,7 @@ def test_cuda_graph_is_off_in_every_study_and_opt_in_with_set():
     options = {"name": "mnist_explicit", "smoke": True, "set": ["cuda_graph=true"]}
     spec = resolve_spec(options)
     trials = [config for v in spec.plan.variants for config in spec.trials().per_group(v)]
-    assert {config["cuda_graph"] for config in trials} == {True}
+    assert {run.cuda_graph for config in trials for run in trial_runs(config)} == {True}
 
 
 # -- a driver killed between creating a trial's MLflow run and logging its params ----------
@@ -308,7 +309,6 @@ def test_a_run_left_without_params_by_a_killed_driver_gets_them_on_resume(tmp_pa
     """The resumed driver finds the run by its trial id (Ray knew the trial) or as an orphan
     (Ray restarts it under a new id), and logs the params it never got."""
     from study.adapters.tracking import MlflowTracker, run_params
-    from trainables.contract import member_configs
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = escalation_spec()
@@ -317,26 +317,34 @@ def test_a_run_left_without_params_by_a_killed_driver_gets_them_on_resume(tmp_pa
     monkeypatch.setattr(killed.client, "log_batch", lambda *args, **kwargs: None)  # the kill
     runs = {}
     for trial_id, trial in zip(("known", "forgotten"), trials, strict=True):
-        [config] = member_configs(trial)
-        runs[trial_id] = killed._run_for(trial_id, config, trial)
+        [run] = trial_runs(trial)
+        runs[trial_id] = killed._run_for(trial_id, run, trial)
         assert killed.client.get_run(runs[trial_id]).data.params == {}
     resumed = MlflowTracker(uri, "t", "t", "inv", parent_run_id=killed.parent_run_id)
     for trial_id, trial in zip(("known", "restarted"), trials, strict=True):
-        [config] = member_configs(trial)
-        run_id = resumed._run_for(trial_id, config, trial)
+        [run] = trial_runs(trial)
+        run_id = resumed._run_for(trial_id, run, trial)
         assert run_id == runs["known" if trial_id == "known" else "forgotten"]
-        assert resumed.client.get_run(run_id).data.params == run_params(config)
+        assert resumed.client.get_run(run_id).data.params == run_params(run, spec.checkpoint_every)
 
 
-# -- one setting's walk: built and validated once per trial --------------------------------
-def test_set_alpha_reaches_the_trainer_built_once_in_the_driver_and_once_per_member(monkeypatch):
-    """`--set alpha=...` from the CLI to the trainers: the driver builds and validates each
-    trial's RunConfig once, the worker each member's once, and the trainers check nothing
-    again."""
+# -- one setting's walk: built and validated once per run, in the driver ------------------
+def test_set_alpha_reaches_the_trainer_built_and_validated_once_per_run_in_the_driver(
+    monkeypatch,
+):
+    """`--set alpha=...` from the CLI to the trainers: the plan builds and validates each
+    member's RunConfig once; the worker gets those objects (pickled, as Ray ships them), and
+    neither it, the trainers, nor the driver's readers of the trial (its name, MLflow params,
+    progress ETA, results table) build or check one again."""
+    import pickle
+
     import rankae.config
     from rankae.vectorized import VectorizedTrainer
+    from study.adapters.table import trials_frame
+    from study.adapters.tracking import run_params
+    from study.cost import trial_seconds
     from study.run import resolve_spec
-    from trainables.contract import member_run_configs
+    from trainables.contract import trial_name
 
     options = {"name": "linear_depth_sweep", "smoke": True, "set": ["alpha=1.5"],
                "grid": ["depth=4"], "seeds": (0, 1), "seeds_per_trial": 2}  # fmt: skip
@@ -349,11 +357,28 @@ def test_set_alpha_reaches_the_trainer_built_once_in_the_driver_and_once_per_mem
         lambda field, value: checked.append(field.name) or check(field, value),
     )
     trial = spec.plan.search(spec.trials(), None, "walk").suggest("t0")
-    assert trial["alpha"] == 1.5 and checked.count("alpha") == 1  # the driver: once
-    members = member_run_configs(trial)  # the worker's reading of it
-    assert [m.seed for m in members] == [0, 1] and checked.count("alpha") == 3
-    VectorizedTrainer(members)
-    assert checked.count("alpha") == 3  # the trainers asked again and were answered at once
+    runs = trial_runs(trial)
+    assert [(run.seed, run.alpha) for run in runs] == [(0, 1.5), (1, 1.5)]
+    assert checked.count("alpha") == 2  # the driver: once per member
+    VectorizedTrainer(trial_runs(pickle.loads(pickle.dumps(trial))))  # the worker's
+    trial_name(trial)
+    run_params(runs[0], spec.checkpoint_every)
+    trial_seconds(trial)
+    trials_frame([(trial, None, False)])
+    assert checked.count("alpha") == 2
+
+
+def test_a_trial_config_comes_back_from_tunes_saved_state_equal_to_the_plans():
+    """`--resume` judges a plan complete by comparing the configs Tune saved (as JSON, with a
+    pickle for what JSON cannot hold) with the ones the plan's search makes again."""
+    import json
+
+    from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
+
+    spec = escalation_spec()
+    for trial in spec.plan.search(spec.trials(), None, "t").rung(2, 2.0):
+        saved = _loads_with_cloudpickle(json.dumps(trial, cls=TuneFunctionEncoder))
+        assert saved == trial and trial_runs(saved)[0].__dict__.get("_validated")
 
 
 # -- joining an autoscaling cluster whose GPU nodes start at zero ---------------------------

@@ -32,8 +32,8 @@ from .contract import (
     CHECKPOINT_EVERY_KEY,
     STATE_FILE,
     member_artifacts,
-    member_run_configs,
     trial_result,
+    trial_runs,
 )
 from .faults import hold_if_asked, inject_divergence, raise_injected_fault
 
@@ -46,7 +46,7 @@ def trial_device() -> torch.device:
 
 
 def train_autoencoder(trial_config: dict[str, Any]) -> None:
-    configs = member_run_configs(trial_config)
+    configs = trial_runs(trial_config)
     checkpoint_every = int(trial_config[CHECKPOINT_EVERY_KEY])
     seeds = [config.seed for config in configs]
     device = trial_device()
@@ -69,7 +69,7 @@ def train_autoencoder(trial_config: dict[str, Any]) -> None:
         return
     resumed_from = max(member.epoch for member in group.members)
     while group.running:
-        hold_if_asked(max(member.epoch for member in group.members), trial_config)
+        hold_if_asked(max(member.epoch for member in group.members), configs[0])
         inject_divergence(group)
         records = group.train_one_epoch()
         raise_injected_fault(max(member.epoch for member in group.members))
@@ -93,10 +93,12 @@ def train_autoencoder(trial_config: dict[str, Any]) -> None:
                     artifacts = member_artifacts(folder, seed)
                     metrics.update(write_artifacts(group.members[k], metrics, artifacts))
                 final_file = Path(folder) / ARTIFACT_DIR / "final.json"
-                final_file.write_text(json.dumps(trial_result(latest), indent=1, sort_keys=True))
+                final = trial_result(latest, ended=True)
+                final_file.write_text(json.dumps(final, indent=1, sort_keys=True))
             states = [group.member_state(k) for k in range(len(seeds))]
             torch.save({"members": states, "latest": latest}, Path(folder) / STATE_FILE)
-            tune.report(trial_result(latest), checkpoint=tune.Checkpoint.from_directory(folder))
+            result = trial_result(latest, ended=last)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def load_checkpoint(

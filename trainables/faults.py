@@ -15,11 +15,11 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from ray import tune
 
+from rankae.config import RunConfig
 from rankae.vectorized import VectorizedTrainer
 
 
@@ -37,13 +37,13 @@ def raise_injected_fault(epoch: int) -> None:
         raise RuntimeError(f"injected test fault at epoch {epoch} ({raised + 1}/{times})")
 
 
-def hold_if_asked(epoch: int, trial_config: dict[str, Any]) -> None:
+def hold_if_asked(epoch: int, run: RunConfig) -> None:
     spec = os.environ.get("RANKSTUDY_TEST_HOLD")
     if not spec:
         return
     at, _, setting = spec.partition(":")
     key, _, value = setting.partition("=")
-    if epoch == int(at) and (not key or str(trial_config.get(key)) == value):
+    if epoch == int(at) and (not key or str(getattr(run, key)) == value):
         while True:  # ended by the signal the test sends
             time.sleep(1)
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from ray.tune import ProgressReporter
 
+from trainables.contract import trial_runs
+
 from .table import aligned
 
 # a vectorised group shows its members' mean loss and how many of them diverged
@@ -71,12 +73,12 @@ class PlanProgress(ProgressReporter):
     def work_done(self, trials: list[Any]) -> float:
         done = 0.0
         for trial in trials:
-            config = dict(trial.config)
-            epochs_s, after_s = self.seconds_of(config)
+            epochs_s, after_s = self.seconds_of(trial.config)
+            epochs = trial_runs(trial.config)[0].epochs
             if trial.status in ("TERMINATED", "ERROR"):
                 done += epochs_s + after_s  # a trial that stopped early has no work left either
             else:
-                done += epochs_s * (trial.last_result or {}).get("epoch", 0) / config["epochs"]
+                done += epochs_s * (trial.last_result or {}).get("epoch", 0) / epochs
         return min(done, self.work_s)
 
     def eta(self, trials: list[Any]) -> str:

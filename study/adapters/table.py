@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.load import run_row, tidy_trials
-from trainables.contract import Completed, member_results, member_run_configs
+from trainables.contract import Completed, member_results, trial_runs
 
 
 def trials_frame(trials: Completed) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def trials_frame(trials: Completed) -> pd.DataFrame:
             run_row(run, result, errored)
             for trial_config, trial_result, errored in trials
             for run, result in zip(
-                member_run_configs(trial_config),
+                trial_runs(trial_config),
                 member_results(trial_config, trial_result),
                 strict=True,
             )

@@ -26,19 +26,20 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from rankae.config import RunConfig
 from rankae.records import DOWNSTREAM_METRICS, EPOCH_METRICS, RECOVERY_METRICS, SWITCH_METRICS
 from trainables.contract import (
-    GROUP_SEEDS_KEY,
+    CHECKPOINT_EVERY_KEY,
     member_artifacts,
-    member_configs,
     member_results,
     member_seeds,
-    run_config_of,
+    trial_runs,
 )
 
 log = logging.getLogger("rankstudy")  # the driver's console (study.run.setup_logging)
 LOGGED_METRICS = frozenset(EPOCH_METRICS + SWITCH_METRICS + DOWNSTREAM_METRICS + RECOVERY_METRICS)
 TRIAL_TAGS = ("method", "depth", "alpha", "k", "seed", "init", "bottleneck", "dataset")
+GROUP_SEEDS_TAG = "group_seeds"  # on each run of a trial of several seeds: "0,1,2"
 
 
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
@@ -66,11 +67,12 @@ def code_version() -> str:
     return commit.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
-def run_params(config: dict[str, Any]) -> dict[str, str]:
-    """A run's MLflow params: its config, less the settings of a bottleneck it does not have
-    (a vanilla run has no depth or alpha to show)."""
-    unused = run_config_of(config).unused_settings
-    return {key: str(value) for key, value in sorted(config.items()) if key not in unused}
+def run_params(run: RunConfig, checkpoint_every: int) -> dict[str, str]:
+    """A run's MLflow params: its config and the study's checkpoint cadence, less the
+    settings of a bottleneck it does not have (a vanilla run has no depth or alpha to show)."""
+    values = run.to_dict() | {CHECKPOINT_EVERY_KEY: checkpoint_every}
+    unused = run.unused_settings
+    return {key: str(value) for key, value in sorted(values.items()) if key not in unused}
 
 
 class MlflowTracker(tune.Callback):
@@ -110,23 +112,24 @@ class MlflowTracker(tune.Callback):
     # -- runs: one per trial, or one per member of a vectorised group --------------------
     def _runs_for(self, trial: Any) -> list[str]:
         """The MLflow run of each of the trial's members (config order), found or created."""
-        group = dict(trial.config)
-        return [self._run_for(trial.trial_id, config, group) for config in member_configs(group)]
+        runs = trial_runs(trial.config)
+        return [self._run_for(trial.trial_id, run, trial.config) for run in runs]
 
-    def _run_for(self, trial_id: str, config: dict[str, Any], group: dict[str, Any]) -> str:
-        key = (trial_id, config["seed"])
+    def _run_for(self, trial_id: str, run: RunConfig, trial_config: dict[str, Any]) -> str:
+        key = (trial_id, run.seed)
         if key in self.runs:
             return self.runs[key]
+        params = run_params(run, trial_config[CHECKPOINT_EVERY_KEY])
         found = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.trial_id = '{trial_id}' and tags.seed = '{config['seed']}' "
+            filter_string=f"tags.trial_id = '{trial_id}' and tags.seed = '{run.seed}' "
             f"and tags.invocation = '{self.invocation}'",
-        ) or self._orphan_with_same_config(config)
+        ) or self._orphan_with_same_config(run, params)
         if found:
             run_id = found[0].info.run_id
             self.client.set_tag(run_id, "trial_id", trial_id)
             # a driver killed between creating the run and logging its params left it without
-            missing = {k: v for k, v in run_params(config).items() if k not in found[0].data.params}
+            missing = {k: v for k, v in params.items() if k not in found[0].data.params}
             self._log_params(run_id, missing)
             if found[0].info.status == "FINISHED":
                 # finished before the driver died, but Ray's last snapshot missed it
@@ -143,15 +146,16 @@ class MlflowTracker(tune.Callback):
                 "trial_id": trial_id,
                 "role": "trial",
                 "diverged": "false",
-                "method": run_config_of(config).method,
-                **{k: v for k, v in run_params(config).items() if k in TRIAL_TAGS},
+                "method": run.method,
+                **{k: v for k, v in params.items() if k in TRIAL_TAGS},
             }
-            if len(member_seeds(group)) > 1:  # trained side by side with these seeds
-                tags[GROUP_SEEDS_KEY] = ",".join(str(s) for s in member_seeds(group))
-            name = run_config_of(config).label(shown=self.shown)
-            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-            run_id = run.info.run_id
-            self._log_params(run_id, run_params(config))
+            seeds = member_seeds(trial_config)
+            if len(seeds) > 1:  # trained side by side with these seeds
+                tags[GROUP_SEEDS_TAG] = ",".join(str(s) for s in seeds)
+            name = run.label(shown=self.shown)
+            created = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            run_id = created.info.run_id
+            self._log_params(run_id, params)
             self.last_epoch[run_id] = 0
         self.runs[key] = run_id
         return run_id
@@ -161,7 +165,7 @@ class MlflowTracker(tune.Callback):
         for start in range(0, len(batch), 100):
             self.client.log_batch(run_id, params=batch[start : start + 100])
 
-    def _orphan_with_same_config(self, config: dict[str, Any]) -> list:
+    def _orphan_with_same_config(self, run: RunConfig, params: dict[str, str]) -> list:
         """A run left RUNNING by a killed driver for a trial Ray's saved state never knew.
 
         Ray restarts such a trial from scratch under a new id; training is deterministic, so
@@ -173,8 +177,7 @@ class MlflowTracker(tune.Callback):
             f"and attributes.status = 'RUNNING'",
         )
         live = set(self.runs.values())
-        params = run_params(config)
-        name = run_config_of(config).label(shown=self.shown)
+        name = run.label(shown=self.shown)
         tags = {k: v for k, v in params.items() if k in TRIAL_TAGS}
         return [
             r for r in candidates
@@ -185,7 +188,7 @@ class MlflowTracker(tune.Callback):
         ]  # fmt: skip
 
     def _forget(self, trial: Any) -> None:
-        for seed in member_seeds(dict(trial.config)):
+        for seed in member_seeds(trial.config):
             self.runs.pop((trial.trial_id, seed), None)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info) -> None:
@@ -195,9 +198,7 @@ class MlflowTracker(tune.Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info
     ) -> None:
         run_ids = self._runs_for(trial)
-        for run_id, metrics in zip(
-            run_ids, member_results(dict(trial.config), result), strict=True
-        ):
+        for run_id, metrics in zip(run_ids, member_results(trial.config, result), strict=True):
             if metrics is not None:
                 self._log_metrics(run_id, metrics)
 
@@ -226,11 +227,10 @@ class MlflowTracker(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
         run_ids = self._runs_for(trial)
         self._forget(trial)
-        configs = member_configs(dict(trial.config))
-        for run_id, config in zip(run_ids, configs, strict=True):
+        for run_id, run in zip(run_ids, trial_runs(trial.config), strict=True):
             if run_id in self.finished_before:
                 continue
-            self._log_artifacts(run_id, trial, config)
+            self._log_artifacts(run_id, trial, run)
             self.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info) -> None:
@@ -246,19 +246,19 @@ class MlflowTracker(tune.Callback):
             self.client.set_tag(run_id, "error", "true")
             self.client.set_terminated(run_id, "FAILED")
 
-    def _log_artifacts(self, run_id: str, trial: Any, config: dict[str, Any]) -> None:
+    def _log_artifacts(self, run_id: str, trial: Any, run: RunConfig) -> None:
         checkpoint = trial.checkpoint
         if checkpoint is None:
             return
         with checkpoint.as_directory() as folder:
-            artifacts = member_artifacts(folder, config["seed"])
+            artifacts = member_artifacts(folder, run.seed)
             if not (artifacts / "spectra.json").is_file():
                 return
             self.client.log_artifacts(run_id, str(artifacts))
             spectra = json.loads((artifacts / "spectra.json").read_text())
         from analysis.figures import spectrum_trajectory
 
-        figure = spectrum_trajectory(spectra, title=run_config_of(config).label(shown=self.shown))
+        figure = spectrum_trajectory(spectra, title=run.label(shown=self.shown))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "spectrum_trajectory.png"
             figure.savefig(path, dpi=110, bbox_inches="tight")

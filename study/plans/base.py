@@ -47,8 +47,9 @@ class Trials:
         return RunConfig.from_dict({**self.values, **variant, "seed": seed})
 
     def trial(self, variant: Variant, seeds: Sequence[int]) -> dict[str, Any]:
-        """What a Ray trial receives: the run config of `seeds` side by side."""
-        return trial_config(self.run_config(variant, seeds[0]), seeds, self.checkpoint_every)
+        """What a Ray trial receives: the run configs of `seeds`, trained side by side."""
+        runs = [self.run_config(variant, seed) for seed in seeds]
+        return trial_config(runs, self.checkpoint_every)
 
     def per_group(
         self, variant: Variant, groups: Sequence[Sequence[int]] | None = None

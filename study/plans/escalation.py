@@ -11,7 +11,7 @@ import pandas as pd
 from analysis.compare import escalation_summary
 from rankae.config import ConfigError
 from search_spaces import Variant
-from trainables.contract import member_results
+from trainables.contract import member_results, trial_runs
 
 from .base import Outcome, QueueSearch, ReplayedPlan, Search, Trials
 
@@ -120,7 +120,8 @@ class EscalationSearch(QueueSearch):
     def after_trial(
         self, config: dict[str, Any], result: dict[str, Any] | None, error: bool
     ) -> None:
-        depth, alpha = config["depth"], config["alpha"]
+        run = trial_runs(config)[0]
+        depth, alpha = run.depth, run.alpha
         outcomes = self.rung_outcomes.setdefault((depth, alpha), [])
         # an errored trial (after its retries) failed: it says nothing about alpha, so it is
         # recorded as failed (None), never as a divergence that would end the ladder

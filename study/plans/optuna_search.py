@@ -15,7 +15,7 @@ from analysis.search import confirmation
 from rankae.config import ConfigError
 from rankae.records import SELECTABLE_METRICS
 from search_spaces import Variant
-from trainables.contract import Completed
+from trainables.contract import Completed, trial_runs
 
 from .base import FINISHED, Outcome, Search, Suggestion, Trials
 
@@ -135,7 +135,8 @@ def _confirmation_trials(
     plan: OptunaSpace, trials: Trials, chosen: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """The chosen search trial's configuration once per confirmation seed."""
-    variant = {key: chosen[key] for key in plan.varied_keys() | set(plan.fixed)}
+    run = trial_runs(chosen)[0]
+    variant = {key: getattr(run, key) for key in plan.varied_keys() | set(plan.fixed)}
     return [trials.trial(variant, (seed,)) for seed in plan.confirm_seeds(trials.seeds[0])]
 
 

@@ -20,7 +20,7 @@ from analysis.rank_estimate import (
     verdict,
 )
 from search_spaces import Variant
-from trainables.contract import member_results, member_run_configs
+from trainables.contract import member_results, trial_runs
 
 from .base import Outcome, Search, Suggestion, Trials
 from .escalation import AlphaEscalation, EscalationSearch
@@ -110,9 +110,10 @@ class RankEstimateSearch(EscalationSearch):
     def after_trial(
         self, config: dict[str, Any], result: dict[str, Any] | None, error: bool
     ) -> None:
-        if config["bottleneck"] != "linear_net":
+        runs = trial_runs(config)
+        if runs[0].bottleneck != "linear_net":
             return  # the check's runs change nothing in the plan
-        members = zip(member_run_configs(config), member_results(config, result), strict=True)
+        members = zip(runs, member_results(config, result), strict=True)
         self.rows += [run_row(run, metrics, error) for run, metrics in members]
         super().after_trial(config, result, error)
 

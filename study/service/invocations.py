@@ -1,6 +1,7 @@
 """What `--resume` needs of each invocation, kept in `.rankstudy/invocations/` of the
-working folder: `<run_name>.json` (the options it was started with and its MLflow parent
-run) and, for an Optuna plan, `<run_name>.optuna.db` (its study, `optuna.load_study`)."""
+working folder: `<run_name>.json` (the options it was started with, its MLflow parent run
+and the version of the trial contract its trials were made under) and, for an Optuna plan,
+`<run_name>.optuna.db` (its study, `optuna.load_study`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rankae.config import ConfigError
+from trainables.contract import CONTRACT_VERSION
 
 STATE_DIR = Path(".rankstudy") / "invocations"
 
@@ -21,7 +23,12 @@ def new_invocation(study: str, options: dict[str, Any]) -> dict[str, Any]:
     """A fresh invocation record, named `<study>-<UTC time>-<hex>` (unique per invocation)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     run_name = f"{study}-{stamp}-{secrets.token_hex(2)}"
-    return {"run_name": run_name, "options": options, "parent_run_id": None}
+    return {
+        "run_name": run_name,
+        "options": options,
+        "parent_run_id": None,
+        "trial_contract": CONTRACT_VERSION,
+    }
 
 
 def optuna_db(run_name: str) -> Path:

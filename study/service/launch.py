@@ -149,13 +149,26 @@ def progress(spec: StudySpec, experiment_path: str) -> Any:
     )
 
 
-def restore(options: dict[str, Any], experiment_path: str, trainable: Any, run_name: str) -> Any:
+def restore(
+    options: dict[str, Any], experiment_path: str, trainable: Any, invocation: dict[str, Any]
+) -> Any:
     """`--resume`: the invocation's own Tuner, restored (None when there is none to restore:
     it never got as far as Tune's first save, and starts as a new fit)."""
     from ray import tune
 
+    from trainables.contract import CONTRACT_VERSION
+
     if not (options.get("resume") and tune.Tuner.can_restore(experiment_path)):
         return None
+    run_name = invocation["run_name"]
+    saved_under = invocation.get("trial_contract", 1)  # records before version 2 have none
+    if saved_under != CONTRACT_VERSION:
+        raise SavedByAnotherVersion(
+            f"--resume {run_name}: its trials were made under version {saved_under} of the "
+            f"trial contract (trainables/contract.py) and this rankstudy reads version "
+            f"{CONTRACT_VERSION}; finish it with the version that started it (the "
+            "code_version of its MLflow parent run), or start the study again"
+        )
     try:
         return tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True)
     except (ModuleNotFoundError, AttributeError) as err:  # a class Tune saved has moved
@@ -175,6 +188,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
 
     from analysis.load import default_tracking_uri
     from trainables.autoencoder import train_autoencoder
+    from trainables.contract import trial_ended
 
     from ..adapters.tracking import MlflowTracker, code_version
 
@@ -186,7 +200,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
         train_autoencoder, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial}
     )
     try:  # before MLflow is touched: a refused --resume leaves the invocation as it was
-        restored = restore(options, experiment_path, trainable, run_name)
+        restored = restore(options, experiment_path, trainable, invocation)
     except SavedByAnotherVersion as err:
         log.error("%s", err)
         return 2
@@ -219,12 +233,11 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
                 if restored is not None
                 else fit(spec, options, tracker, trainable, run_name, experiment_path)
             )
-            reported = [
-                (dict(r.config), dict(r.metrics or {}), r.error is not None)
-                for r in results
-                if r.config  # a trial still pending when the study stopped has none
-            ]
-            unfinished = len(results) - results.num_terminated - results.num_errors
+            # ended: failed after its retries, or its last result says so (not a trial an
+            # interrupt stopped, though Tune marks it terminated, nor a pending one)
+            ended = [r for r in results if r.error is not None or trial_ended(r.metrics)]
+            reported = [(dict(r.config), dict(r.metrics or {}), r.error is not None) for r in ended]
+            unfinished = len(results) - len(ended)
             if not unfinished and not spec.plan.complete(spec.trials(), reported):
                 unfinished += 1  # trials the searcher still had to hand out
             status = "KILLED" if unfinished else "FINISHED"

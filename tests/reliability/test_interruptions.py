@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -26,6 +27,7 @@ def latest_epoch(folder: Path, experiment: str) -> int:
 
 
 def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
+    """Also: `--resume` by a version with another trial contract is refused, losing nothing."""
     driver = start_cli(*LINEAR, cwd=tmp_path, **held_at(13, "alpha=2.0"))
     # the first trial finished and the second is past its epoch-10 checkpoint
     wait_for(
@@ -38,6 +40,18 @@ def test_sigkill_then_resume_continues_from_checkpoints(tmp_path):
     finished = next(r for r in runs(tmp_path, "linear_alpha_sweep") if r.info.status == "FINISHED")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
+
+    # a version whose trials have another shape refuses it and changes nothing
+    [record] = (tmp_path / ".rankstudy" / "invocations").glob("*.json")
+    saved = record.read_text()
+    older = json.dumps({**json.loads(saved), "trial_contract": 1})
+    record.write_text(older)
+    statuses = {r.info.run_id: r.info.status for r in runs(tmp_path, "linear_alpha_sweep")}
+    refused = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
+    assert refused.returncode == 2 and "version 1 of the trial contract" in refused.stderr
+    assert {r.info.run_id: r.info.status for r in runs(tmp_path, "linear_alpha_sweep")} == statuses
+    assert record.read_text() == older
+    record.write_text(saved)
 
     resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -72,6 +86,17 @@ def stopped(driver, code: int, folder: Path) -> None:
     assert [r.info.status for r in runs(folder, "linear_alpha_sweep", "study")] == ["KILLED"]
 
 
+def resume_finishes_both_trials(folder: Path) -> None:
+    """`--resume` trains both trials to epoch 30, every epoch logged once, and ends the plan."""
+    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = runs(folder, "linear_alpha_sweep")
+    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        assert epochs_logged(folder, run) == list(range(1, 31))
+    assert [r.info.status for r in runs(folder, "linear_alpha_sweep", "study")] == ["FINISHED"]
+
+
 def test_sigint_with_a_trial_pending_then_sigterm_then_sighup_end_runs_killed_and_resume_finishes(
     tmp_path,
 ):
@@ -96,19 +121,38 @@ def test_sigint_with_a_trial_pending_then_sigterm_then_sighup_end_runs_killed_an
         stopped(driver, 128 + signum, tmp_path)
         assert list(tmp_path.glob("ray_results/*/experiment_state-*.json"))  # Tune saved it
 
-    resumed = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    trials = runs(tmp_path, "linear_alpha_sweep")
-    assert len(trials) == 2 and {r.info.status for r in trials} == {"FINISHED"}
-    for run in trials:
-        assert epochs_logged(tmp_path, run) == list(range(1, 31))
-    assert [r.info.status for r in runs(tmp_path, "linear_alpha_sweep", "study")] == ["FINISHED"]
+    resume_finishes_both_trials(tmp_path)
 
     # resuming the finished plan again adds nothing to the parent run's summary
     again = run_cli("linear_alpha_sweep", "--resume", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     [parent] = runs(tmp_path, "linear_alpha_sweep", "study")
     assert len(client(tmp_path).get_metric_history(parent.info.run_id, "trials")) == 1
+
+
+# Both trials of the plan running at once (half a CPU each): none left pending or unasked.
+RUNNING_LINEAR = [
+    "linear_alpha_sweep", "--smoke", "--cpus-per-trial", "0.5",
+    "--set", "epochs=30", "--set", "gd_steps_per_epoch=25",
+]  # fmt: skip
+
+
+def test_sigint_with_every_trial_running_ends_them_killed_and_resume_finishes(tmp_path):
+    """Ctrl-C once the plan has no trial left to hand out: Tune stops the running trials the
+    way it ends finished ones, but their last result is not a final one, so they count as
+    unfinished: exit 130, runs KILLED, and `--resume` trains them to the end."""
+    driver = start_cli(*RUNNING_LINEAR, cwd=tmp_path, **held_at(4))
+    wait_for(
+        lambda: (
+            [int(r.data.metrics.get("epoch", 0)) >= 3 for r in runs(tmp_path, "linear_alpha_sweep")]
+            == [True, True]
+        ),
+        what="both trials running",
+    )
+    os.killpg(driver.pid, signal.SIGINT)
+    stopped(driver, 130, tmp_path)
+
+    resume_finishes_both_trials(tmp_path)
 
 
 def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
