@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rankae.config import linear_synthetic
 from study.adapters.progress import PlanProgress, clock
+from trainables.contract import trial_config, trial_runs
+
+# the tests' cost model, by the trial's seed: (its epochs' seconds, what follows them)
+CHEAP, DEEP, WITH_DOWNSTREAM = 0, 1, 2
+COST = {CHEAP: (10.0, 0.0), DEEP: (30.0, 0.0), WITH_DOWNSTREAM: (10.0, 10.0)}
+
+
+def planned(seed: int = CHEAP) -> dict:
+    """A trial's config as the plan makes it (`trainables.contract`): 10 epochs."""
+    return trial_config([linear_synthetic(epochs=10, seed=seed)], checkpoint_every=1)
 
 
 @dataclass
@@ -14,7 +25,7 @@ class Trial:
     name: str
     status: str
     last_result: dict = field(default_factory=dict)
-    config: dict = field(default_factory=lambda: {"epochs": 10, "cost_s": 10.0})
+    config: dict = field(default_factory=planned)
 
     def __str__(self) -> str:
         return self.name
@@ -23,7 +34,7 @@ class Trial:
 def reporter(**changes) -> PlanProgress:
     settings = dict(title="mnist_alpha_sweep (smoke)", total=4, at_most=True,
                     results_path="/r/run", estimate_s=600.0, work_s=40.0,
-                    seconds_of=lambda c: (c["cost_s"], c.get("after_s", 0.0)))  # fmt: skip
+                    seconds_of=lambda c: COST[trial_runs(c)[0].seed])  # fmt: skip
     return PlanProgress(**{**settings, **changes})
 
 
@@ -36,7 +47,7 @@ def test_before_any_epoch_the_eta_is_the_cost_models_estimate():
 
 def test_the_eta_weighs_each_trial_by_its_cost_and_extrapolates_the_measured_rate():
     progress = reporter(at_most=False, total=2, work_s=40.0)
-    cheap, deep = {"epochs": 10, "cost_s": 10.0}, {"epochs": 10, "cost_s": 30.0}
+    cheap, deep = planned(CHEAP), planned(DEEP)
     progress.eta([Trial("a", "PENDING", config=cheap), Trial("b", "PENDING", config=deep)])
     progress.start -= 100.0  # 100 s in: the cheap trial finished, the deep one is halfway
     trials = [
@@ -50,9 +61,9 @@ def test_the_eta_weighs_each_trial_by_its_cost_and_extrapolates_the_measured_rat
 
 def test_a_trial_past_its_last_epoch_still_has_its_downstream_work_to_do():
     progress = reporter(at_most=False, total=1, work_s=20.0)
-    config = {"epochs": 10, "cost_s": 10.0, "after_s": 10.0}  # as much downstream as training
-    assert progress.work_done([Trial("a", "RUNNING", {"epoch": 10}, config)]) == 10.0
-    assert progress.work_done([Trial("a", "TERMINATED", {"epoch": 10}, config)]) == 20.0
+    both = planned(WITH_DOWNSTREAM)  # as much downstream as training
+    assert progress.work_done([Trial("a", "RUNNING", {"epoch": 10}, both)]) == 10.0
+    assert progress.work_done([Trial("a", "TERMINATED", {"epoch": 10}, both)]) == 20.0
 
 
 def test_work_done_before_a_resume_does_not_speed_up_the_eta():
