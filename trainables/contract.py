@@ -36,7 +36,8 @@ Completed = list[tuple[dict[str, Any], dict[str, Any] | None, bool]]
 
 
 def trial_config(runs: Sequence[RunConfig], checkpoint_every: int) -> dict[str, Any]:
-    """What a trial receives: its members' run configs (seed order), validated here, once.
+    """What a trial receives: its members' run configs (seed order), each checked valid (once:
+    a config that passed answers at once, here and in the trainers).
 
     A list: Tune saves trial configs as JSON and gives a tuple back as a list, and a plan's
     completion compares the saved configs with the ones its search makes

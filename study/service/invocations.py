@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from rankae.config import ConfigError
-from trainables.contract import CONTRACT_VERSION
 
 STATE_DIR = Path(".rankstudy") / "invocations"
 
@@ -23,12 +22,7 @@ def new_invocation(study: str, options: dict[str, Any]) -> dict[str, Any]:
     """A fresh invocation record, named `<study>-<UTC time>-<hex>` (unique per invocation)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     run_name = f"{study}-{stamp}-{secrets.token_hex(2)}"
-    return {
-        "run_name": run_name,
-        "options": options,
-        "parent_run_id": None,
-        "trial_contract": CONTRACT_VERSION,
-    }
+    return {"run_name": run_name, "options": options, "parent_run_id": None}
 
 
 def optuna_db(run_name: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 from analysis.compare import summary_table
 from analysis.load import SEARCH_ARTIFACT_DIR
+from trainables.contract import CONTRACT_VERSION, trial_ended
 
 from ..adapters.table import trials_frame
 from ..cost import estimate
@@ -156,8 +157,6 @@ def restore(
     it never got as far as Tune's first save, and starts as a new fit)."""
     from ray import tune
 
-    from trainables.contract import CONTRACT_VERSION
-
     if not (options.get("resume") and tune.Tuner.can_restore(experiment_path)):
         return None
     run_name = invocation["run_name"]
@@ -188,7 +187,6 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
 
     from analysis.load import default_tracking_uri
     from trainables.autoencoder import train_autoencoder
-    from trainables.contract import trial_ended
 
     from ..adapters.tracking import MlflowTracker, code_version
 
@@ -204,6 +202,7 @@ def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, An
     except SavedByAnotherVersion as err:
         log.error("%s", err)
         return 2
+    invocation["trial_contract"] = CONTRACT_VERSION  # what Tune saves from here on
     with stop_signals_as_sigint() as received:
         tracker = MlflowTracker(
             options["mlflow_uri"],
