@@ -36,7 +36,8 @@ def choose_seeds_per_trial(spec: StudySpec) -> int:
 
 def largest_config(spec: StudySpec) -> RunConfig:
     """The plan's config with the deepest sub-network (the most memory per member)."""
-    configs = [spec.run_config(variant, spec.seeds[0]) for variant in spec.plan.all_variants()]
+    trials = spec.trials()
+    configs = [trials.run_config(variant, spec.seeds[0]) for variant in spec.plan.all_variants()]
     return max(configs, key=lambda c: c.depth if c.bottleneck == "linear_net" else 0)
 
 

@@ -179,7 +179,8 @@ def restore(
 
 
 class SavedByAnotherVersion(Exception):
-    """An invocation whose saved Tune state (searcher, callbacks) this code cannot load."""
+    """An invocation whose saved Tune state this code cannot load: its trials have another
+    shape (the trial contract's version), or it names classes that have moved."""
 
 
 def run_study(spec: StudySpec, options: dict[str, Any], invocation: dict[str, Any] | None) -> int:
