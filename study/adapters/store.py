@@ -13,9 +13,11 @@ from mlflow.tracking import MlflowClient
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Fail fast (ValueError, one line) when the tracking store cannot be used; writes nothing.
+    """Fail fast (ValueError, one line) when the tracking store cannot be used; writes nothing
+    recorded.
 
-    An existing sqlite file is opened read-only and must be an MLflow store (or empty).
+    An existing sqlite file is opened read-only and must be an MLflow store (or empty). One
+    left by a writer killed mid-transaction (a hot journal) has that transaction rolled back.
     """
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
@@ -53,10 +55,19 @@ def check_tracking_uri(uri: str) -> None:
     raise ValueError(f"--mlflow-uri {uri!r}: scheme not supported (sqlite:///, http(s)://, file:)")
 
 
+# What a read-only open reports when a writer was killed mid-transaction: its journal must
+# be rolled back first, which every read-write open (MLflow's included) does by itself.
+_LEFT_MID_WRITE = {sqlite3.SQLITE_READONLY_ROLLBACK, sqlite3.SQLITE_READONLY_RECOVERY}
+
+
 def _check_sqlite_store(uri: str, path: Path) -> None:
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        try:
+            tables = _table_names(path, mode="ro")
+        except sqlite3.Error as err:
+            if getattr(err, "sqlite_errorcode", None) not in _LEFT_MID_WRITE:
+                raise
+            tables = _table_names(path, mode="rw")  # rolls the killed write back, as MLflow would
     except sqlite3.Error as err:
         raise ValueError(f"--mlflow-uri {uri!r} is not an MLflow store ({err})") from None
     if tables and "experiments" not in tables:
@@ -64,6 +75,11 @@ def _check_sqlite_store(uri: str, path: Path) -> None:
             f"--mlflow-uri {uri!r} is an sqlite database without MLflow's tables: "
             "give a new file or an MLflow store"
         )
+
+
+def _table_names(path: Path, mode: str) -> set[str]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode={mode}", uri=True)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
 
 
 def prepare_store(uri: str) -> None:

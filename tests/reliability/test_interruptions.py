@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from study.adapters.store import check_tracking_uri
 
 from .conftest import (
     LINEAR,
@@ -153,6 +159,34 @@ def test_sigint_with_every_trial_running_ends_them_killed_and_resume_finishes(tm
     stopped(driver, 130, tmp_path)
 
     resume_finishes_both_trials(tmp_path)
+
+
+# A writer that spills a transaction into the store's file, then is killed before it commits:
+# the store is left with a hot journal, as a driver killed mid-write leaves it.
+KILLED_MID_WRITE = """
+import os, signal, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA cache_size=1")
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE unfinished (x)")
+for _ in range(2000):
+    db.execute("INSERT INTO unfinished VALUES (?)", (os.urandom(500),))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_store_left_mid_write_by_a_killed_process_is_accepted_with_its_records(tmp_path):
+    store = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{store}"
+    MlflowClient(uri).create_experiment("recorded")
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(store)])
+    assert killed.returncode == -signal.SIGKILL
+    assert (tmp_path / "mlflow.db-journal").stat().st_size > 0  # the killed write's journal
+
+    check_tracking_uri(uri)  # was refused as "not an MLflow store"
+
+    assert not (tmp_path / "mlflow.db-journal").exists()  # rolled back, not committed
+    assert "recorded" in {e.name for e in MlflowClient(uri).search_experiments()}
 
 
 def test_crashing_trial_is_retried_from_its_checkpoint(tmp_path):
